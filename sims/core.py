@@ -1,0 +1,152 @@
+"""Shared units, state containers and the scene interface of the `sims` library.
+
+World: a 10 x 10 square, x to the right, y up, origin at the bottom-left corner. Frame k of a
+video is the state at time k * FRAME_DT seconds. Masses follow the study's convention of equal
+density, so a ball's mass is proportional to radius**2.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+WORLD_SIZE = 10.0
+FRAME_DT = 0.1
+NUM_FRAMES = 32
+GRAVITY = -2.5
+
+RED = (1.0, 0.0, 0.0)
+BLUE = (0.0, 0.0, 1.0)
+SHAPES = ("circle", "square")
+CIRCLE, SQUARE = 0, 1
+
+
+@struct.dataclass
+class BallState:
+  """Batched initial state of K balls: every field has a leading batch axis n.
+
+  position: [n, K, 2] world units; velocity: [n, K, 2] world units / s; radius: [n, K] (half the
+  side for squares); color: [n, K, 3] RGB in [0, 1]; shape: [n, K] int32 index into SHAPES.
+  """
+
+  position: jax.Array
+  velocity: jax.Array
+  radius: jax.Array
+  color: jax.Array
+  shape: jax.Array
+
+  @property
+  def mass(self) -> jax.Array:
+    """Mass at unit density per unit of r**2, as in the study."""
+    return self.radius**2
+
+
+@struct.dataclass
+class Trajectory:
+  """Batched video of K objects over T frames (frame k at t = k * FRAME_DT).
+
+  position, velocity: [n, T, K, 2]; radius: [n, K]; color: [n, K, 3]; shape: [n, K].
+  """
+
+  position: jax.Array
+  velocity: jax.Array
+  radius: jax.Array
+  color: jax.Array
+  shape: jax.Array
+
+  @property
+  def num_frames(self) -> int:
+    return self.position.shape[1]
+
+
+def balls(
+    position: jax.Array,
+    velocity: jax.Array,
+    radius: jax.Array,
+    color: jax.Array | Sequence[Sequence[float]] | None = None,
+    shape: jax.Array | None = None,
+) -> BallState:
+  """Builds a BallState from arrays, defaulting to red circles (blue for a second ball).
+
+  `color` may be a per-ball list such as [RED, BLUE]; it is broadcast over the batch.
+  """
+  position = jnp.asarray(position, jnp.float32)
+  velocity = jnp.asarray(velocity, jnp.float32)
+  radius = jnp.asarray(radius, jnp.float32)
+  if position.ndim != 3 or position.shape[-1] != 2:
+    raise ValueError(f"position must have shape [n, K, 2], got {position.shape}")
+  n, k = position.shape[:2]
+  if velocity.shape != (n, k, 2) or radius.shape != (n, k):
+    raise ValueError(
+        f"velocity {velocity.shape} and radius {radius.shape} must be [{n}, {k}, 2] and [{n}, {k}]"
+    )
+  if color is None:
+    color = [RED, BLUE, *[RED] * max(0, k - 2)][:k]
+  color = jnp.broadcast_to(jnp.asarray(color, jnp.float32), (n, k, 3))
+  shape = jnp.zeros((n, k), jnp.int32) if shape is None else jnp.asarray(shape, jnp.int32)
+  return BallState(position, velocity, radius, color, jnp.broadcast_to(shape, (n, k)))
+
+
+def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
+  """Returns `value` if it is one of `allowed`, else raises a one-line ValueError."""
+  if value not in allowed:
+    raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(allowed)}")
+  return value
+
+
+class Scene(abc.ABC):
+  """A family of videos: how initial states are drawn (splits, pools) and how they evolve.
+
+  Concrete scenes define `param_names`, `num_objects`, `splits`, `sample_params`, `place`,
+  `rollout` and `dataset_sizes` / `pool_params`.
+  """
+
+  name: str
+  param_names: tuple[str, ...]
+  num_objects: int
+
+  @property
+  @abc.abstractmethod
+  def splits(self) -> tuple[str, ...]:
+    """Names accepted by `sample` and `sample_params`."""
+
+  @property
+  @abc.abstractmethod
+  def dataset_sizes(self) -> tuple[str, ...]:
+    """Names accepted by `pool_params` (the study's data-scaling levels)."""
+
+  @abc.abstractmethod
+  def sample_params(self, key: jax.Array, n: int, split: str) -> jax.Array:
+    """Draws [n, P] physical parameters (ordered as `param_names`) from a split."""
+
+  @abc.abstractmethod
+  def place(self, keys: jax.Array, params: jax.Array) -> BallState:
+    """Initial states for [n, P] parameters, one placement key per example ([n] keys)."""
+
+  @abc.abstractmethod
+  def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:
+    """Simulates `num_frames` frames, frame 0 being `state0`."""
+
+  @abc.abstractmethod
+  def pool_params(self, dataset_size: str, seed: int = 0) -> jax.Array:
+    """The study's training set of physical parameters for a dataset-size level, [N, P]."""
+
+  def params_of(self, state: BallState) -> jax.Array:
+    """Recovers the [n, P] physical parameters of a state (inverse of `place`)."""
+    raise NotImplementedError
+
+  def sample(self, key: jax.Array, n: int, split: str = "train") -> BallState:
+    """Draws n initial states from a split: parameters first, then a random placement."""
+    params_key, place_key = jax.random.split(key)
+    params = self.sample_params(params_key, n, split)
+    return self.place(jax.random.split(place_key, n), params)
+
+  def check_split(self, split: str) -> str:
+    return check_choice(f"split for scene {self.name!r}", split, self.splits)
+
+  def check_dataset_size(self, dataset_size: str) -> str:
+    return check_choice(f"dataset_size for scene {self.name!r}", dataset_size, self.dataset_sizes)
