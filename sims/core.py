@@ -12,7 +12,10 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+
+from sims.params import ParamSpace
 
 WORLD_SIZE = 10.0
 FRAME_DT = 0.1
@@ -63,12 +66,24 @@ class Trajectory:
     return self.position.shape[1]
 
 
+@struct.dataclass
+class Pool:
+  """A fixed dataset of N initial states: parameters [N, P] and the placement key."""
+
+  params: jax.Array
+  key: jax.Array
+
+  @property
+  def size(self) -> int:
+    return self.params.shape[0]
+
+
 def balls(
-    position: jax.Array,
-    velocity: jax.Array,
-    radius: jax.Array,
-    color: jax.Array | Sequence[Sequence[float]] | None = None,
-    shape: jax.Array | None = None,
+  position: jax.Array,
+  velocity: jax.Array,
+  radius: jax.Array,
+  color: jax.Array | Sequence[Sequence[float]] | None = None,
+  shape: jax.Array | None = None,
 ) -> BallState:
   """Builds a BallState from arrays, defaulting to red circles (blue for a second ball).
 
@@ -82,7 +97,7 @@ def balls(
   n, k = position.shape[:2]
   if velocity.shape != (n, k, 2) or radius.shape != (n, k):
     raise ValueError(
-        f"velocity {velocity.shape} and radius {radius.shape} must be [{n}, {k}, 2] and [{n}, {k}]"
+      f"velocity {velocity.shape} and radius {radius.shape} must be [{n}, {k}, 2] and [{n}, {k}]"
     )
   if color is None:
     color = [RED, BLUE, *[RED] * max(0, k - 2)][:k]
@@ -101,27 +116,27 @@ def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
 class Scene(abc.ABC):
   """A family of videos: how initial states are drawn (splits, pools) and how they evolve.
 
-  Concrete scenes define `param_names`, `num_objects`, `splits`, `sample_params`, `place`,
-  `rollout` and `dataset_sizes` / `pool_params`.
+  Concrete scenes set `name`, `space` (their ParamSpace), `num_objects` and `dataset_sizes`, and
+  define `place`, `rollout`, `pool_params` and `params_of`.
   """
 
   name: str
-  param_names: tuple[str, ...]
+  space: ParamSpace
   num_objects: int
+  dataset_sizes: tuple[str, ...]
 
   @property
-  @abc.abstractmethod
+  def param_names(self) -> tuple[str, ...]:
+    return self.space.names
+
+  @property
   def splits(self) -> tuple[str, ...]:
     """Names accepted by `sample` and `sample_params`."""
+    return tuple(self.space.splits)
 
-  @property
-  @abc.abstractmethod
-  def dataset_sizes(self) -> tuple[str, ...]:
-    """Names accepted by `pool_params` (the study's data-scaling levels)."""
-
-  @abc.abstractmethod
   def sample_params(self, key: jax.Array, n: int, split: str) -> jax.Array:
     """Draws [n, P] physical parameters (ordered as `param_names`) from a split."""
+    return self.space.sample(key, n, self.check_split(split))
 
   @abc.abstractmethod
   def place(self, keys: jax.Array, params: jax.Array) -> BallState:
@@ -132,16 +147,29 @@ class Scene(abc.ABC):
     """Simulates `num_frames` frames, frame 0 being `state0`."""
 
   @abc.abstractmethod
-  def pool_params(self, dataset_size: str, seed: int = 0) -> jax.Array:
+  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
     """The study's training set of physical parameters for a dataset-size level, [N, P]."""
 
+  @abc.abstractmethod
   def params_of(self, state: BallState) -> jax.Array:
     """Recovers the [n, P] physical parameters of a state (inverse of `place`)."""
-    raise NotImplementedError
 
-  def sample(self, key: jax.Array, n: int, split: str = "train") -> BallState:
-    """Draws n initial states from a split: parameters first, then a random placement."""
+  def pool(self, dataset_size: str, seed: int = 0) -> Pool:
+    """A fixed training set: the study's parameter grid plus one placement seed per entry."""
+    params = jnp.asarray(self.pool_params(self.check_dataset_size(dataset_size), seed))
+    return Pool(params=params, key=jax.random.key(seed))
+
+  def sample(self, key: jax.Array, n: int, split: str | Pool = "train") -> BallState:
+    """Draws n initial states from a named split (fresh parameters and placements) or a Pool.
+
+    From a Pool, entry i always gets the same placement (its key is the pool key folded with i),
+    so a pool is an exact, fixed dataset that is sampled with replacement.
+    """
     params_key, place_key = jax.random.split(key)
+    if isinstance(split, Pool):
+      index = jax.random.randint(params_key, (n,), 0, split.size)
+      keys = jax.vmap(jax.random.fold_in, (None, 0))(split.key, index)
+      return self.place(keys, split.params[index])
     params = self.sample_params(params_key, n, split)
     return self.place(jax.random.split(place_key, n), params)
 

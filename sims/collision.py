@@ -1,0 +1,105 @@
+"""Two balls on one line meeting in a perfectly elastic collision, in closed form."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sims import physics
+from sims.core import BLUE, FRAME_DT, NUM_FRAMES, RED, WORLD_SIZE, BallState, Scene, Trajectory
+from sims.params import Bands, linspace_grid, make_space
+
+# The study's code ranges for collisions (its OOD radii are [0.3, 0.4] U [1.7, 2.0]).
+_RADIUS = Bands(id=(0.5, 1.5), low=(0.3, 0.4), high=(1.7, 2.0))
+_SPEED = Bands(id=(1.0, 4.0), low=(0.0, 0.8), high=(4.5, 6.0))
+SPACE = make_space(
+  ("radius1", "radius2", "speed1", "speed2"),
+  (_RADIUS, _RADIUS, _SPEED, _SPEED),
+  {
+    "r1": ("radius1",),
+    "v1": ("speed1",),
+    "r1r2": ("radius1", "radius2"),
+    "v1v2": ("speed1", "speed2"),
+    "r1v1": ("radius1", "speed1"),
+    "all": ("radius1", "radius2", "speed1", "speed2"),
+  },
+)
+# Dataset-size level -> (speeds per ball, radii per ball); the pool is the 4-D grid.
+GRID_SIZES = {"30K": (21, 8), "300K": (41, 14), "3M": (71, 26)}
+
+
+class Collision(Scene):
+  """Ball 1 (red, left) moves right at speed1; ball 2 (blue, right) moves left at speed2.
+
+  Both start at one height; the contact time is drawn so that at least `min_pre_frames` frames
+  come before the collision and `min_post_frames` after it, and the contact point so that both
+  balls start fully in view. When no such placement exists (very fast or very large balls) the
+  earliest allowed contact time is used and the balls may start partly out of view.
+  """
+
+  name = "collision"
+  space = SPACE
+  num_objects = 2
+  dataset_sizes = tuple(GRID_SIZES)
+
+  def __init__(
+    self,
+    *,
+    colors: tuple[tuple[float, float, float], ...] = (RED, BLUE),
+    min_pre_frames: int = 4,
+    min_post_frames: int = 8,
+    num_frames: int = NUM_FRAMES,
+  ):
+    if len(colors) != 2:
+      raise ValueError(f"colors must name 2 colours, got {len(colors)}")
+    if min_pre_frames + min_post_frames >= num_frames:
+      raise ValueError(
+        f"min_pre_frames + min_post_frames = {min_pre_frames + min_post_frames} must be below "
+        f"num_frames = {num_frames}"
+      )
+    self.colors = jnp.asarray(colors, jnp.float32)
+    self.contact_window = (min_pre_frames * FRAME_DT, (num_frames - 1 - min_post_frames) * FRAME_DT)
+
+  def place(self, keys: jax.Array, params: jax.Array) -> BallState:
+    r1, r2, v1, v2 = (params[:, i] for i in range(4))
+    u = jax.vmap(lambda k: jax.random.uniform(k, (3,)))(keys)
+    closing_speed = jnp.maximum(v1 + v2, 1e-6)
+    earliest, latest = self.contact_window
+    in_view_latest = (WORLD_SIZE - 2.0 * (r1 + r2)) / closing_speed
+    latest = jnp.minimum(latest, in_view_latest)
+    t_contact = jnp.where(latest < earliest, earliest, earliest + u[:, 0] * (latest - earliest))
+    # Contact point x_c: ball 1 starts at x_c - r1 - v1 t, ball 2 at x_c + r2 + v2 t.
+    lo, hi = 2.0 * r1 + v1 * t_contact, WORLD_SIZE - 2.0 * r2 - v2 * t_contact
+    x_contact = jnp.where(hi < lo, 0.5 * (lo + hi), lo + u[:, 1] * (hi - lo))
+    top_radius = jnp.maximum(r1, r2)
+    height = top_radius + 0.5 + u[:, 2] * (9.0 - 2.0 * top_radius)
+    x = jnp.stack([x_contact - r1 - v1 * t_contact, x_contact + r2 + v2 * t_contact], -1)
+    n = params.shape[0]
+    zero = jnp.zeros((n, 2))
+    return BallState(
+      position=jnp.stack([x, jnp.stack([height, height], -1)], -1),
+      velocity=jnp.stack([jnp.stack([v1, -v2], -1), zero], -1),
+      radius=jnp.stack([r1, r2], -1),
+      color=jnp.broadcast_to(self.colors, (n, 2, 3)),
+      shape=jnp.zeros((n, 2), jnp.int32),
+    )
+
+  def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:
+    if state0.position.shape[1] != 2:
+      raise ValueError(f"collision needs 2 balls per example, got {state0.position.shape[1]}")
+    position, velocity = physics.two_disc_rollout(state0, jnp.zeros(2), num_frames)
+    return physics.to_trajectory(state0, position, velocity)
+
+  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+    """The study's 4-D linspace grid radius1 x radius2 x speed1 x speed2."""
+    num_speeds, num_radii = GRID_SIZES[dataset_size]
+    radii = np.linspace(*_RADIUS.id, num_radii)
+    speeds = np.linspace(*_SPEED.id, num_speeds)
+    return linspace_grid(radii, radii, speeds, speeds)
+
+  def params_of(self, state: BallState) -> jax.Array:
+    return jnp.stack(
+      [state.radius[:, 0], state.radius[:, 1], state.velocity[:, 0, 0], -state.velocity[:, 1, 0]],
+      -1,
+    )

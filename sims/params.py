@@ -1,0 +1,85 @@
+"""Physical-parameter spaces: the study's training range, its OOD levels, and its data grids.
+
+A split is a list of alternatives; each alternative assigns every parameter a band: the
+in-distribution range, the low OOD range or the high OOD range. Sampling picks an alternative
+uniformly per example, then each parameter uniformly within its band. The named OOD levels follow
+the study: a level makes a set of parameters OOD; `<level>` mixes every low/high assignment,
+`<level>_low` / `<level>_high` make all of them low / high, and `<level>_cross` (levels with two or
+more parameters) mixes low and high.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import zlib
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ID, LOW, HIGH = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Bands:
+  """In-distribution range and the low / high OOD ranges of one parameter."""
+
+  id: tuple[float, float]
+  low: tuple[float, float]
+  high: tuple[float, float]
+
+  def contains_id(self, value: np.ndarray) -> np.ndarray:
+    return (value >= self.id[0]) & (value <= self.id[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpace:
+  """Named parameters, their bands, and splits as tables of band alternatives."""
+
+  names: tuple[str, ...]
+  bands: tuple[Bands, ...]
+  splits: Mapping[str, np.ndarray]  # name -> [alternatives, P] of ID / LOW / HIGH
+
+  def sample(self, key: jax.Array, n: int, split: str) -> jax.Array:
+    """Draws [n, P] float32 parameters from the named split."""
+    table = jnp.asarray(self.splits[split])
+    lows = jnp.asarray([[b.id[0], b.low[0], b.high[0]] for b in self.bands], jnp.float32)
+    highs = jnp.asarray([[b.id[1], b.low[1], b.high[1]] for b in self.bands], jnp.float32)
+    # Each split draws its own stream, so "train" and "id" with one key give different values.
+    pick_key, value_key = jax.random.split(jax.random.fold_in(key, zlib.crc32(split.encode())))
+    modes = table[jax.random.randint(pick_key, (n,), 0, table.shape[0])]  # [n, P]
+    columns = jnp.arange(len(self.names))
+    lo, hi = lows[columns, modes], highs[columns, modes]
+    return lo + jax.random.uniform(value_key, (n, len(self.names))) * (hi - lo)
+
+
+def make_space(
+  names: Sequence[str], bands: Sequence[Bands], ood_levels: Mapping[str, Sequence[str]]
+) -> ParamSpace:
+  """Builds the splits 'train', 'id' and every OOD level with its low / high / cross variants."""
+  num = len(names)
+  in_range = np.zeros((1, num), np.int32)
+  splits: dict[str, np.ndarray] = {"train": in_range, "id": in_range}
+  for level, level_params in ood_levels.items():
+    columns = [names.index(p) for p in level_params]
+    assignments = list(itertools.product((LOW, HIGH), repeat=len(columns)))
+    variants = {
+      f"ood_{level}": assignments,
+      f"ood_{level}_low": [a for a in assignments if set(a) == {LOW}],
+      f"ood_{level}_high": [a for a in assignments if set(a) == {HIGH}],
+    }
+    if len(columns) > 1:
+      variants[f"ood_{level}_cross"] = [a for a in assignments if len(set(a)) == 2]
+    for split_name, rows in variants.items():
+      table = np.zeros((len(rows), num), np.int32)
+      table[:, columns] = np.asarray(rows, np.int32)
+      splits[split_name] = table
+  return ParamSpace(tuple(names), tuple(bands), splits)
+
+
+def linspace_grid(*axes: np.ndarray) -> np.ndarray:
+  """Cartesian product of 1-D value arrays as [N, len(axes)] float32 (first axis slowest)."""
+  mesh = np.meshgrid(*axes, indexing="ij")
+  return np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)

@@ -1,0 +1,153 @@
+"""One ball in free flight: the study's uniform-motion and parabola scenes."""
+
+from __future__ import annotations
+
+import abc
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sims import physics
+from sims.core import (
+  FRAME_DT,
+  GRAVITY,
+  NUM_FRAMES,
+  RED,
+  SHAPES,
+  WORLD_SIZE,
+  BallState,
+  Scene,
+  Trajectory,
+  check_choice,
+)
+from sims.params import Bands, linspace_grid, make_space
+
+DIRECTIONS = ("right", "left", "up", "down")
+
+# The study's code ranges for uniform motion and the parabola (radius, speed).
+SPACE = make_space(
+  ("radius", "speed"),
+  (
+    Bands(id=(0.7, 1.4), low=(0.3, 0.6), high=(1.5, 2.0)),
+    Bands(id=(1.0, 4.0), low=(0.0, 0.8), high=(4.5, 6.0)),
+  ),
+  {"r": ("radius",), "v": ("speed",), "rv": ("radius", "speed")},
+)
+# Dataset-size level -> (number of speeds, number of radii); the pool is every pair.
+GRID_SIZES = {"30K": (300, 100), "300K": (1000, 300), "3M": (3000, 1000)}
+
+
+class SingleBall(Scene):
+  """A ball launched along `direction` at `speed`; gravity (0, gravity_y) acts on it.
+
+  Placement follows the study: the ball starts far enough back to stay in view for
+  `min_visible_frames` frames of straight motion, at a random offset across the motion.
+  """
+
+  space = SPACE
+  num_objects = 1
+  dataset_sizes = tuple(GRID_SIZES)
+  directions = DIRECTIONS
+
+  def __init__(
+    self,
+    *,
+    gravity_y: float,
+    direction: str = "right",
+    color: tuple[float, float, float] = RED,
+    shape: str = "circle",
+    min_visible_frames: int = 24,
+  ):
+    self.direction = check_choice(f"direction for scene {self.name!r}", direction, self.directions)
+    self.shape = SHAPES.index(check_choice("shape", shape, SHAPES))
+    self.color = jnp.asarray(color, jnp.float32)
+    self.gravity = jnp.asarray([0.0, gravity_y], jnp.float32)
+    self.min_visible_frames = min_visible_frames
+
+  @abc.abstractmethod
+  def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Range of the start coordinate across the motion (the height for a rightward launch)."""
+
+  def place(self, keys: jax.Array, params: jax.Array) -> BallState:
+    radius, speed = params[:, 0], params[:, 1]
+    u = jax.vmap(lambda k: jax.random.uniform(k, (3,)))(keys)
+    # Along the motion: start far enough back to stay in view, as the study does.
+    far_start = WORLD_SIZE - (self.min_visible_frames * speed * FRAME_DT + radius)
+    along = jnp.where(
+      far_start < radius,
+      radius + u[:, 0] * 0.5 * u[:, 1],
+      radius + u[:, 0] * (far_start - radius),
+    )
+    lo, hi = self.across_band(radius)
+    across = lo + u[:, 2] * (hi - lo)
+    position, velocity = _orient(self.direction, along, across, speed)
+    n = params.shape[0]
+    return BallState(
+      position=position[:, None],
+      velocity=velocity[:, None],
+      radius=radius[:, None],
+      color=jnp.broadcast_to(self.color, (n, 1, 3)),
+      shape=jnp.full((n, 1), self.shape, jnp.int32),
+    )
+
+  def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:
+    position, velocity = physics.ballistic(state0, self.gravity, num_frames)
+    return physics.to_trajectory(state0, position, velocity)
+
+  def params_of(self, state: BallState) -> jax.Array:
+    return jnp.stack([state.radius[:, 0], jnp.linalg.norm(state.velocity[:, 0], axis=-1)], -1)
+
+
+def _orient(
+  direction: str, along: jax.Array, across: jax.Array, speed: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """Maps a rightward launch (x = along, y = across) onto one of the four directions."""
+  zero = jnp.zeros_like(speed)
+  x, y, vx, vy = {
+    "right": (along, across, speed, zero),
+    "left": (WORLD_SIZE - along, across, -speed, zero),
+    "up": (across, along, zero, speed),
+    "down": (across, WORLD_SIZE - along, zero, -speed),
+  }[direction]
+  return jnp.stack([x, y], -1), jnp.stack([vx, vy], -1)
+
+
+class UniformMotion(SingleBall):
+  """One ball at constant velocity (the study's default: red, moving right)."""
+
+  name = "uniform_motion"
+
+  def __init__(self, **options):
+    super().__init__(gravity_y=0.0, **options)
+
+  def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return radius + 0.5, 9.5 - radius
+
+  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+    """The study's grid: linspace speeds x linspace radii over the training range."""
+    num_speeds, num_radii = GRID_SIZES[dataset_size]
+    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands)
+    return linspace_grid(np.linspace(r_lo, r_hi, num_radii), np.linspace(v_lo, v_hi, num_speeds))
+
+
+class Parabola(SingleBall):
+  """One ball thrown horizontally from the top band under gravity (0, -2.5)."""
+
+  name = "parabola"
+  directions = ("right", "left")
+
+  def __init__(self, **options):
+    super().__init__(gravity_y=GRAVITY, **options)
+
+  def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return 8.5 - radius, 9.5 - radius
+
+  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+    """The study's set: sorted random-uniform speeds x radii from the training range, all pairs."""
+    num_speeds, num_radii = GRID_SIZES[dataset_size]
+    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands)
+    rng = np.random.default_rng(seed)
+    radii = np.sort(rng.uniform(r_lo, r_hi, num_radii))
+    speeds = np.sort(rng.uniform(v_lo, v_hi, num_speeds))
+    return linspace_grid(radii, speeds)
