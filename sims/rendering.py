@@ -72,7 +72,7 @@ def render(
     return (painted + alpha * transmit * color, transmit * (1.0 - alpha)), None
 
   frame = (n, num_frames, resolution, resolution, 1)
-  init = (jnp.zeros(frame[:-1] + (3,), jnp.float32), jnp.ones(frame, jnp.float32))
+  init = (jnp.zeros((*frame[:-1], 3), jnp.float32), jnp.ones(frame, jnp.float32))
   (painted, transmit), _ = jax.lax.scan(
     paint, init, per_object, reverse=True, unroll=num_objects <= 8
   )
