@@ -1,0 +1,70 @@
+"""Shared config pieces: the `:key=value` argument parser and the law-task base config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """Parses "key=value,key2=value2" against typed defaults (the text after `config.py:`).
+
+  Values are converted to the type of their default; unknown keys raise a one-line ValueError.
+  """
+  parsed = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"config argument {item!r} must look like key=value")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; valid: {', '.join(defaults)}")
+    kind = type(defaults[key])
+    parsed[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+  return parsed
+
+
+def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.ConfigDict:
+  """The study's settings for a law task: 128 x 128, 32 frames, 3 context frames."""
+  config = ml_collections.ConfigDict()
+  config.task = task
+  config.scene_options = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = ml_collections.ConfigDict(dict(dataset_size=data, pool_seed=0))
+  config.video = ml_collections.ConfigDict(dict(num_frames=32, context_frames=3, resolution=128))
+  config.model = ml_collections.ConfigDict(
+    dict(size=size, patch_size=(2, 8, 8), attention="full", dtype="bfloat16")
+  )
+  config.objective = ml_collections.ConfigDict(
+    dict(name="flow", options=ml_collections.ConfigDict(dict(time_sampling="logit_normal")))
+  )
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      learning_rate=1e-4,
+      warmup_steps=2000,
+      final_lr_fraction=0.1,
+      weight_decay=0.0,
+      b1=0.9,
+      b2=0.99,
+      grad_clip=1.0,
+      ema_decay=0.9999,
+    )
+  )
+  config.batch_size = 256
+  config.num_steps = 100_000
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 5000
+  config.keep_checkpoints = 3
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
+  config.eval = ml_collections.ConfigDict(
+    dict(splits=("id", "ood_v"), num_cases=8, sample_steps=32, batch_size=8, gif_scale=2)
+  )
+  return config
+
+
+def law_task_config(task: str, arg: str | None, ood_split: str) -> ml_collections.ConfigDict:
+  """A law-task config from its `:size=...,data=...` argument; evaluates on id and `ood_split`."""
+  args = parse_arg(arg, size="S", data="30K")
+  config = law_config(task, size=args.size, data=args.data)
+  config.eval.splits = ("id", ood_split)
+  return config

@@ -1,0 +1,28 @@
+"""A tiny uniform-motion world model that trains, evaluates and reports on a laptop CPU.
+
+    python -m experiments.main --config=experiments/configs/quickstart.py --workdir=/tmp/quickstart
+
+About 9 minutes on 2 CPU cores (1500 steps at ~3 steps/s, then the report). The recipe that
+learns this fast: 32 x 32 frames, 8 of them (3 context, 5 predicted); a 1M-parameter DiT over
+8 x 8 patches (128 tokens); and a flow objective whose network predicts the clean frames
+(prediction="x"), which turns the nearly deterministic future into a regression. Measured: the
+generated-frame MSE per pixel falls to about 0.001 on held-out in-range cases (0.005 on OOD
+speeds) and the predicted ball follows the true one.
+"""
+
+from experiments.configs import common
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, task="uniform_motion", num_steps=1500)
+  config = common.law_config(args.task, size="tiny", data="continuous")
+  config.video.update(num_frames=8, context_frames=3, resolution=32)
+  config.model.update(patch_size=(1, 8, 8), attention="full", dtype="float32")
+  config.objective.options.update(prediction="x")
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=100, ema_decay=0.99)
+  config.batch_size = 16
+  config.num_steps = args.num_steps
+  config.log_every_steps = 50
+  config.checkpoint_every_steps = 500
+  config.eval.update(num_cases=6, sample_steps=8, batch_size=6, gif_scale=4)
+  return config

@@ -1,0 +1,55 @@
+"""Entry point: train, evaluate or both, from an ml_collections config file.
+
+    python -m experiments.main --config=experiments/configs/quickstart.py --workdir=/tmp/qs
+    python -m experiments.main --config=experiments/configs/collision.py:size=B,data=300K \
+        --workdir=/tmp/collision --config.batch_size=128
+    python -m experiments.main --config=... --workdir=/tmp/qs --mode=evaluate
+"""
+
+from __future__ import annotations
+
+import logging as py_logging
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+MODES = ("train", "train_and_evaluate", "evaluate")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and reports.")
+_MODE = flags.DEFINE_enum("mode", "train_and_evaluate", MODES, "What to run.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(py_logging.Filter):
+  """Drops INFO records of the checkpointing library, which logs every file it touches."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  # Imported here so that --helpfull and flag errors stay fast.
+  from experiments import evaluate, train
+
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  if _MODE.value == "evaluate" and not os.path.isdir(workdir):
+    sys.exit(f"error: workdir {workdir!r} does not exist; train there first (--mode=train)")
+  if _MODE.value != "evaluate":
+    state = train.run(config, workdir)
+    if int(state["step"]) < config.num_steps:
+      return  # stopped early (SIGTERM); the rerun resumes and evaluates
+  if _MODE.value != "train":
+    results = evaluate.run(config, workdir)
+    logging.info("report: %s", os.path.join(workdir, "report.md"))
+    for split, numbers in results.items():
+      print(f"{split}: {numbers}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,273 @@
+"""Diffusion objectives for frame prediction: training losses and samplers (pure, jit-friendly).
+
+An objective trains and samples a network `apply_fn(noisy, time, context, context_mask)` on
+videos [B, T, H, W, C] in [0, 1] with a [B, T] context mask (1 = context frame). Inside an
+objective, frames are mapped to [-1, 1] ("data space"); the model's noisy input, context and
+output all live there, and `sample` maps its result back to [0, 1].
+
+Context frames are never noised: the noisy input carries the clean frames at context
+positions, they are excluded from the loss, and samplers hold them fixed at every step.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ApplyFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+Metrics = dict[str, jax.Array]
+
+OBJECTIVES = ("flow", "ddpm_v")
+FLOW_PREDICTIONS = ("velocity", "x")
+TIME_SAMPLINGS = ("uniform", "logit_normal")
+BETA_SCHEDULES = ("linear", "cosine")
+
+
+def _check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> None:
+  if value not in allowed:
+    raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(allowed)}")
+
+
+def _to_data_space(frames: jax.Array) -> jax.Array:
+  return 2.0 * jnp.asarray(frames, jnp.float32) - 1.0
+
+
+def _frame_mask(context_mask: jax.Array) -> jax.Array:
+  """[B, T] context mask -> boolean [B, T, 1, 1, 1], broadcastable against videos."""
+  return jnp.asarray(context_mask).astype(bool)[:, :, None, None, None]
+
+
+def _per_example(values: jax.Array) -> jax.Array:
+  """[B] -> [B, 1, 1, 1, 1], broadcastable against videos."""
+  return values[:, None, None, None, None]
+
+
+def masked_mse(prediction: jax.Array, target: jax.Array, context_mask: jax.Array) -> jax.Array:
+  """Mean squared error over the elements of non-context frames only.
+
+  Context frames get weight exactly 0 (whatever the prediction there); the sum is normalised by
+  the number of predicted elements.
+  """
+  predicted = jnp.broadcast_to(~_frame_mask(context_mask), prediction.shape)
+  squared = jnp.where(predicted, jnp.square(prediction - target), 0.0)
+  return squared.sum() / jnp.maximum(predicted.sum(), 1)
+
+
+def _finish_sample(x: jax.Array, context_frames: jax.Array, context: jax.Array) -> jax.Array:
+  """Maps a data-space sample to [0, 1], with the given context frames copied exactly."""
+  generated = jnp.clip((x + 1.0) / 2.0, 0.0, 1.0)
+  return jnp.where(context, jnp.asarray(context_frames, jnp.float32), generated)
+
+
+class Objective(abc.ABC):
+  """A diffusion objective: a training loss and a matching sampler."""
+
+  @abc.abstractmethod
+  def loss(
+    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+  ) -> tuple[jax.Array, Metrics]:
+    """Scalar loss and aux metrics for frames [B, T, H, W, C] in [0, 1].
+
+    The loss is the MSE of the network output against the objective's target over non-context
+    frames. Metrics: "x0_mse", the same masked MSE of the implied clean-frame estimate.
+    """
+
+  @abc.abstractmethod
+  def sample(
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    context_frames: jax.Array,
+    context_mask: jax.Array,
+    num_steps: int,
+  ) -> jax.Array:
+    """Generates the non-context frames in `num_steps` (static) network calls.
+
+    context_frames: [B, T, H, W, C] in [0, 1], read only where context_mask [B, T] is set.
+    Returns frames [B, T, H, W, C] in [0, 1] that equal context_frames on context frames.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class RectifiedFlow(Objective):
+  """Rectified flow: x_t = (1 - t) x + t noise, t in [0, 1], t = 1 being pure noise.
+
+  prediction: "velocity" (target noise - x) or "x" (the network predicts the clean x).
+  time_sampling: training times "uniform" or "logit_normal" (sigmoid of a standard normal).
+  time_shift: s in t' = s t / (1 + (s - 1) t), applied to training and sampling times (s > 1
+    spends more time at high noise, as for higher resolutions).
+  """
+
+  prediction: str = "velocity"
+  time_sampling: str = "uniform"
+  time_shift: float = 1.0
+
+  def __post_init__(self):
+    _check_choice("prediction", self.prediction, FLOW_PREDICTIONS)
+    _check_choice("time_sampling", self.time_sampling, TIME_SAMPLINGS)
+    if self.time_shift <= 0:
+      raise ValueError(f"time_shift must be positive, got {self.time_shift}")
+
+  def shift(self, t: jax.Array) -> jax.Array:
+    """Resolution time shift s t / (1 + (s - 1) t)."""
+    return self.time_shift * t / (1.0 + (self.time_shift - 1.0) * t)
+
+  def loss(
+    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+  ) -> tuple[jax.Array, Metrics]:
+    x = _to_data_space(frames)
+    context = _frame_mask(context_mask)
+    time_key, noise_key = jax.random.split(key)
+    if self.time_sampling == "uniform":
+      t = jax.random.uniform(time_key, x.shape[:1])
+    else:
+      t = jax.nn.sigmoid(jax.random.normal(time_key, x.shape[:1]))
+    t = self.shift(t)
+    noise = jax.random.normal(noise_key, x.shape)
+    noisy = jnp.where(context, x, (1.0 - _per_example(t)) * x + _per_example(t) * noise)
+    output = apply_fn(noisy, t, jnp.where(context, x, 0.0), context_mask)
+    if self.prediction == "velocity":
+      target, x0_estimate = noise - x, noisy - _per_example(t) * output
+    else:
+      target, x0_estimate = x, output
+    loss = masked_mse(output, target, context_mask)
+    return loss, {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+
+  def sample(
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    context_frames: jax.Array,
+    context_mask: jax.Array,
+    num_steps: int,
+  ) -> jax.Array:
+    """Euler integration from t = 1 to t = 0 over `num_steps` uniform (then shifted) steps."""
+    if num_steps < 1:
+      raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    x_context = _to_data_space(context_frames)
+    context = _frame_mask(context_mask)
+    clean_context = jnp.where(context, x_context, 0.0)
+    times = self.shift(jnp.linspace(1.0, 0.0, num_steps + 1))
+    batch = x_context.shape[0]
+
+    def step(i, x):
+      t, t_next = times[i], times[i + 1]
+      output = apply_fn(x, jnp.full((batch,), t), clean_context, context_mask)
+      if self.prediction == "velocity":
+        x = x + (t_next - t) * output
+      else:  # Same Euler step, written stably: the velocity is (x - output) / t.
+        x = output + (t_next / t) * (x - output)
+      return jnp.where(context, x_context, x)
+
+    noise = jax.random.normal(key, x_context.shape)
+    x = jax.lax.fori_loop(0, num_steps, step, jnp.where(context, x_context, noise))
+    return _finish_sample(x, context_frames, context)
+
+
+def zero_terminal_snr_alpha_bar(num_steps: int = 1000, beta_schedule: str = "linear") -> np.ndarray:
+  """Cumulative signal level alpha_bar[s] for steps s = 0..num_steps (float64).
+
+  alpha_bar[0] = 1 (clean data). The betas of steps 1..num_steps follow the DDPM "linear"
+  schedule (1e-4 to 0.02) or the "cosine" one (Nichol & Dhariwal 2021); sqrt(alpha_bar) is then
+  shifted and rescaled so that its first value is kept and its last is exactly 0 (zero terminal
+  SNR, Lin et al. 2024).
+  """
+  _check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
+  if beta_schedule == "linear":
+    betas = np.linspace(1e-4, 0.02, num_steps, dtype=np.float64)
+  else:
+    s = 0.008
+    f = np.cos((np.arange(num_steps + 1) / num_steps + s) / (1 + s) * np.pi / 2) ** 2
+    betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
+  sqrt_alpha_bar = np.sqrt(np.cumprod(1.0 - betas))
+  first, last = sqrt_alpha_bar[0], sqrt_alpha_bar[-1]
+  sqrt_alpha_bar = (sqrt_alpha_bar - last) * first / (first - last)
+  return np.concatenate([[1.0], sqrt_alpha_bar**2])
+
+
+@dataclasses.dataclass(frozen=True)
+class VPredictionDDPM(Objective):
+  """Gaussian DDPM with v-prediction and a zero-terminal-SNR schedule.
+
+  Discrete steps s = 1..num_train_steps: x_s = sqrt(ab) x + sqrt(1 - ab) eps with
+  ab = alpha_bar[s], target v = sqrt(ab) eps - sqrt(1 - ab) x. The network receives
+  time = s / num_train_steps in (0, 1]; the last step is pure noise.
+  """
+
+  num_train_steps: int = 1000
+  beta_schedule: str = "linear"
+
+  def __post_init__(self):
+    _check_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+    if self.num_train_steps < 1:
+      raise ValueError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
+
+  @property
+  def alpha_bar(self) -> jax.Array:
+    """float32 alpha_bar[s] for s = 0..num_train_steps (see `zero_terminal_snr_alpha_bar`)."""
+    schedule = zero_terminal_snr_alpha_bar(self.num_train_steps, self.beta_schedule)
+    return jnp.asarray(schedule, jnp.float32)
+
+  def loss(
+    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+  ) -> tuple[jax.Array, Metrics]:
+    x = _to_data_space(frames)
+    context = _frame_mask(context_mask)
+    step_key, noise_key = jax.random.split(key)
+    steps = jax.random.randint(step_key, x.shape[:1], 1, self.num_train_steps + 1)
+    alpha_bar = self.alpha_bar[steps]
+    signal, sigma = _per_example(jnp.sqrt(alpha_bar)), _per_example(jnp.sqrt(1.0 - alpha_bar))
+    eps = jax.random.normal(noise_key, x.shape)
+    noisy = jnp.where(context, x, signal * x + sigma * eps)
+    time = steps / self.num_train_steps
+    output = apply_fn(noisy, time, jnp.where(context, x, 0.0), context_mask)
+    loss = masked_mse(output, signal * eps - sigma * x, context_mask)
+    x0_estimate = signal * noisy - sigma * output
+    return loss, {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+
+  def sample(
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    context_frames: jax.Array,
+    context_mask: jax.Array,
+    num_steps: int,
+  ) -> jax.Array:
+    """Deterministic DDIM (eta = 0) over `num_steps` evenly spaced steps from the last to 0."""
+    if not 1 <= num_steps <= self.num_train_steps:
+      raise ValueError(f"num_steps must be in [1, {self.num_train_steps}], got {num_steps}")
+    x_context = _to_data_space(context_frames)
+    context = _frame_mask(context_mask)
+    clean_context = jnp.where(context, x_context, 0.0)
+    steps = np.round(np.linspace(self.num_train_steps, 0, num_steps + 1)).astype(np.int32)
+    alpha_bar = self.alpha_bar[steps]
+    times = jnp.asarray(steps / self.num_train_steps, jnp.float32)
+    batch = x_context.shape[0]
+
+    def step(i, x):
+      signal, sigma = jnp.sqrt(alpha_bar[i]), jnp.sqrt(1.0 - alpha_bar[i])
+      v = apply_fn(x, jnp.full((batch,), times[i]), clean_context, context_mask)
+      x0_estimate = signal * x - sigma * v
+      eps_estimate = sigma * x + signal * v
+      next_alpha_bar = alpha_bar[i + 1]
+      x = jnp.sqrt(next_alpha_bar) * x0_estimate + jnp.sqrt(1.0 - next_alpha_bar) * eps_estimate
+      return jnp.where(context, x_context, x)
+
+    noise = jax.random.normal(key, x_context.shape)
+    x = jax.lax.fori_loop(0, num_steps, step, jnp.where(context, x_context, noise))
+    return _finish_sample(x, context_frames, context)
+
+
+def make_objective(name: str = "flow", **options) -> Objective:
+  """Builds an objective by name: "flow" (RectifiedFlow) or "ddpm_v" (VPredictionDDPM).
+
+  `options` are the chosen objective's fields, e.g. prediction="x" for "flow" or
+  beta_schedule="cosine" for "ddpm_v".
+  """
+  _check_choice("objective", name, OBJECTIVES)
+  return RectifiedFlow(**options) if name == "flow" else VPredictionDDPM(**options)

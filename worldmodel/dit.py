@@ -1,0 +1,367 @@
+"""A video diffusion transformer (DiT) in Flax NNX that generates frames given context frames.
+
+Videos are [B, T, H, W, C] arrays. The network sees the noisy video, the clean context frames
+(zero elsewhere) and the context mask as one extra channel, cut into spatio-temporal patches.
+Positions enter through 3-D rotary embeddings (RoPE) over the (t, h, w) patch coordinates and the
+diffusion time through adaLN-single (PixArt-alpha): one timestep MLP shared by all blocks plus a
+learned (6, D) table per block. Gates and the output layer start at zero, so a fresh model
+outputs exactly zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.typing import DTypeLike
+
+# Transformer sizes: the study's DiT-S/B/L/XL and tiny ones for CPU runs.
+SIZES = {
+  "micro": dict(hidden=64, depth=2, heads=2),
+  "tiny": dict(hidden=128, depth=4, heads=4),
+  "small": dict(hidden=192, depth=6, heads=3),
+  "S": dict(hidden=384, depth=12, heads=6),
+  "B": dict(hidden=768, depth=12, heads=12),
+  "L": dict(hidden=1024, depth=24, heads=16),
+  "XL": dict(hidden=1152, depth=28, heads=16),
+}
+ATTENTION_KINDS = ("full", "factorized")
+TIME_FREQUENCIES = 256
+ROPE_THETA = 10000.0
+
+_xavier = nnx.initializers.xavier_uniform()
+_zeros = nnx.initializers.zeros
+
+
+@dataclasses.dataclass(frozen=True)
+class DiTConfig:
+  """Architecture of a VideoDiT (everything but the compute dtype).
+
+  patch_size is (time, height, width). attention "full" attends jointly over all T*h*w tokens;
+  "factorized" does spatial attention within each frame, then temporal attention across frames
+  at each spatial position, in every block.
+  """
+
+  num_frames: int
+  resolution: int
+  hidden: int
+  depth: int
+  heads: int
+  channels: int = 3
+  patch_size: tuple[int, int, int] = (1, 2, 2)
+  mlp_ratio: float = 4.0
+  attention: str = "full"
+
+  def __post_init__(self):
+    object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
+    if self.attention not in ATTENTION_KINDS:
+      raise ValueError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTION_KINDS)}")
+    pt, ph, pw = self.patch_size
+    if self.num_frames % pt or self.resolution % ph or self.resolution % pw:
+      raise ValueError(
+        f"patch_size {self.patch_size} must divide (num_frames, resolution, resolution) = "
+        f"({self.num_frames}, {self.resolution}, {self.resolution})"
+      )
+    head_dim, remainder = divmod(self.hidden, self.heads)
+    if remainder or head_dim % 2 or head_dim < 6:
+      raise ValueError(
+        f"hidden {self.hidden} must split into {self.heads} heads of even size >= 6 (for RoPE)"
+      )
+
+  @property
+  def grid(self) -> tuple[int, int, int]:
+    """Number of patches along (t, h, w)."""
+    pt, ph, pw = self.patch_size
+    return self.num_frames // pt, self.resolution // ph, self.resolution // pw
+
+  @property
+  def num_tokens(self) -> int:
+    return math.prod(self.grid)
+
+  @property
+  def mlp_hidden(self) -> int:
+    return int(self.mlp_ratio * self.hidden)
+
+
+def patchify(video: jax.Array, patch_size: tuple[int, int, int]) -> jax.Array:
+  """[B, T, H, W, C] -> [B, N, pt * ph * pw * C] tokens, in row-major (t, h, w) order."""
+  b, t, h, w, c = video.shape
+  pt, ph, pw = patch_size
+  x = video.reshape(b, t // pt, pt, h // ph, ph, w // pw, pw, c)
+  return x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, -1, pt * ph * pw * c)
+
+
+def unpatchify(
+  tokens: jax.Array, patch_size: tuple[int, int, int], grid: tuple[int, int, int]
+) -> jax.Array:
+  """Inverse of `patchify`: [B, N, pt * ph * pw * C] -> [B, T, H, W, C]."""
+  (pt, ph, pw), (gt, gh, gw) = patch_size, grid
+  x = tokens.reshape(tokens.shape[0], gt, gh, gw, pt, ph, pw, -1)
+  return x.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(tokens.shape[0], gt * pt, gh * ph, gw * pw, -1)
+
+
+def grid_positions(grid: tuple[int, int, int]) -> np.ndarray:
+  """[N, 3] integer (t, h, w) coordinates of a token grid, in row-major token order."""
+  return np.stack(np.meshgrid(*map(np.arange, grid), indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def rope_angles(positions: jax.Array | np.ndarray, head_dim: int) -> jax.Array:
+  """3-D RoPE rotation angles [N, head_dim // 2] for [N, 3] (t, h, w) positions.
+
+  The head_dim // 2 rotated pairs are split between the axes (h and w get a third each, t the
+  rest); an axis with n pairs rotates pair j at frequency ROPE_THETA ** (-j / n).
+  """
+  pairs = head_dim // 2
+  axis_pairs = (pairs - 2 * (pairs // 3), pairs // 3, pairs // 3)
+  positions = jnp.asarray(positions, jnp.float32)
+  angles = [
+    positions[:, axis, None] * ROPE_THETA ** (-jnp.arange(n, dtype=jnp.float32) / n)
+    for axis, n in enumerate(axis_pairs)
+  ]
+  return jnp.concatenate(angles, axis=-1)
+
+
+def apply_rope(x: jax.Array, angles: jax.Array) -> jax.Array:
+  """Rotates [B, N, heads, head_dim] queries or keys by [N, head_dim // 2] angles.
+
+  Pair j is (x[..., j], x[..., j + head_dim // 2]). Rotating queries and keys makes their dot
+  products depend only on the difference of positions.
+  """
+  cos, sin = jnp.cos(angles)[:, None], jnp.sin(angles)[:, None]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  rotated = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+  return rotated.astype(x.dtype)
+
+
+def timestep_embedding(time: jax.Array, dim: int = TIME_FREQUENCIES) -> jax.Array:
+  """Sinusoidal features [B, dim] of diffusion times in [0, 1] (scaled by 1000, as in DiT)."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / half)
+  args = 1000.0 * jnp.asarray(time, jnp.float32)[:, None] * freqs
+  return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+def _layer_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+  """LayerNorm without scale or bias, computed in float32."""
+  x = x.astype(jnp.float32)
+  centered = x - x.mean(axis=-1, keepdims=True)
+  return centered * jax.lax.rsqrt(jnp.square(centered).mean(axis=-1, keepdims=True) + eps)
+
+
+def _modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+  """adaLN modulation of [B, N, D] tokens by per-example [B, D] shift and scale."""
+  return x * (1.0 + scale[:, None]) + shift[:, None]
+
+
+class SelfAttention(nnx.Module):
+  """Multi-head self-attention with RoPE.
+
+  axis "all" attends over all tokens, "space" within each frame and "time" across frames at
+  each spatial position. RoPE uses the full (t, h, w) coordinates in every case: within a group
+  the other coordinates are equal, so only the group's own coordinates affect the scores.
+  """
+
+  def __init__(self, hidden: int, heads: int, axis: str, *, dtype: DTypeLike, rngs: nnx.Rngs):
+    self.heads = heads
+    self.axis = axis
+    self.qkv = nnx.Linear(hidden, 3 * hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
+    self.out = nnx.Linear(hidden, hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
+
+  def __call__(self, x: jax.Array, angles: jax.Array, grid: tuple[int, int, int]) -> jax.Array:
+    b, n, d = x.shape
+    head_dim = d // self.heads
+    qkv = self.qkv(x).reshape(b, n, 3, self.heads, head_dim)
+    q, k, v = apply_rope(qkv[:, :, 0], angles), apply_rope(qkv[:, :, 1], angles), qkv[:, :, 2]
+    frames, per_frame = grid[0], grid[1] * grid[2]
+    if self.axis == "space":
+      q, k, v = (a.reshape(b * frames, per_frame, self.heads, head_dim) for a in (q, k, v))
+    elif self.axis == "time":
+      q, k, v = (
+        a.reshape(b, frames, per_frame, self.heads, head_dim)
+        .swapaxes(1, 2)
+        .reshape(b * per_frame, frames, self.heads, head_dim)
+        for a in (q, k, v)
+      )
+    out = jax.nn.dot_product_attention(q, k, v)
+    if self.axis == "time":
+      out = out.reshape(b, per_frame, frames, self.heads, head_dim).swapaxes(1, 2)
+    return self.out(out.reshape(b, n, d))
+
+
+class MLP(nnx.Module):
+  """Two-layer GELU MLP."""
+
+  def __init__(self, hidden: int, mlp_hidden: int, *, dtype: DTypeLike, rngs: nnx.Rngs):
+    self.fc1 = nnx.Linear(hidden, mlp_hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
+    self.fc2 = nnx.Linear(mlp_hidden, hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.fc2(jax.nn.gelu(self.fc1(x), approximate=True))
+
+
+class DiTBlock(nnx.Module):
+  """Transformer block with adaLN-single modulation.
+
+  The shared [B, 6 * D] time modulation plus this block's (6, D) table give shift, scale and gate
+  for attention and for the MLP (kept flat, so a feature-sharded modulation layer needs no
+  reshape). A factorized block applies its spatial and temporal attentions in turn with the same
+  attention shift, scale and gate. Gates start at zero, making the block the identity.
+  """
+
+  def __init__(self, config: DiTConfig, *, dtype: DTypeLike, rngs: nnx.Rngs):
+    axes = ("all",) if config.attention == "full" else ("space", "time")
+    self.attentions = nnx.List(
+      [SelfAttention(config.hidden, config.heads, axis, dtype=dtype, rngs=rngs) for axis in axes]
+    )
+    self.mlp = MLP(config.hidden, config.mlp_hidden, dtype=dtype, rngs=rngs)
+    self.modulation = nnx.Param(jnp.zeros((6, config.hidden), jnp.float32))
+
+  def __call__(
+    self,
+    x: jax.Array,
+    time_modulation: jax.Array,
+    angles: jax.Array,
+    grid: tuple[int, int, int],
+  ) -> jax.Array:
+    modulation = time_modulation + self.modulation[...].reshape(-1)
+    shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = jnp.split(
+      modulation, 6, axis=-1
+    )
+    for attention in self.attentions:
+      attended = attention(_modulate(_layer_norm(x), shift_attn, scale_attn), angles, grid)
+      x = x + gate_attn[:, None] * attended
+    return x + gate_mlp[:, None] * self.mlp(_modulate(_layer_norm(x), shift_mlp, scale_mlp))
+
+
+class VideoDiT(nnx.Module):
+  """Video diffusion transformer conditioned on context frames and diffusion time.
+
+  Parameters are float32; `dtype` is the compute dtype of the patch embedding, blocks and output
+  layer (the residual stream, norms and time conditioning stay float32).
+  """
+
+  def __init__(
+    self,
+    *,
+    num_frames: int,
+    resolution: int,
+    channels: int = 3,
+    hidden: int,
+    depth: int,
+    heads: int,
+    patch_size: tuple[int, int, int] = (1, 2, 2),
+    mlp_ratio: float = 4.0,
+    attention: str = "full",
+    dtype: DTypeLike = jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    self.config = DiTConfig(
+      num_frames=num_frames,
+      resolution=resolution,
+      hidden=hidden,
+      depth=depth,
+      heads=heads,
+      channels=channels,
+      patch_size=patch_size,
+      mlp_ratio=mlp_ratio,
+      attention=attention,
+    )
+    patch_volume = math.prod(self.config.patch_size)
+    time_init = nnx.initializers.normal(0.02)
+    self.patch_embed = nnx.Linear(
+      patch_volume * (2 * channels + 1), hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs
+    )
+    self.time_fc1 = nnx.Linear(TIME_FREQUENCIES, hidden, kernel_init=time_init, rngs=rngs)
+    self.time_fc2 = nnx.Linear(hidden, hidden, kernel_init=time_init, rngs=rngs)
+    self.time_modulation = nnx.Linear(hidden, 6 * hidden, kernel_init=_zeros, rngs=rngs)
+    self.blocks = nnx.List([DiTBlock(self.config, dtype=dtype, rngs=rngs) for _ in range(depth)])
+    self.final_modulation = nnx.Param(jnp.zeros((2, hidden), jnp.float32))
+    self.final = nnx.Linear(
+      hidden, patch_volume * channels, dtype=dtype, kernel_init=_zeros, rngs=rngs
+    )
+
+  def __call__(
+    self,
+    noisy: jax.Array,
+    time: jax.Array,
+    context: jax.Array,
+    context_mask: jax.Array,
+  ) -> jax.Array:
+    """Network output [B, T, H, W, C] (float32).
+
+    Args:
+      noisy: [B, T, H, W, C] noisy video.
+      time: [B] diffusion time in [0, 1].
+      context: [B, T, H, W, C] clean frames; only frames with context_mask set are used.
+      context_mask: [B, T] float or bool, 1 for context frames.
+    """
+    config = self.config
+    b, t, h, w, _ = noisy.shape
+    pt, ph, pw = config.patch_size
+    grid = (t // pt, h // ph, w // pw)
+    mask = jnp.asarray(context_mask, jnp.float32)[:, :, None, None, None]
+    inputs = jnp.concatenate(
+      [noisy, context * mask, jnp.broadcast_to(mask, (b, t, h, w, 1))], axis=-1
+    )
+    x = self.patch_embed(patchify(inputs, config.patch_size)).astype(jnp.float32)
+
+    time_features = self.time_fc2(nnx.silu(self.time_fc1(timestep_embedding(time))))
+    time_modulation = self.time_modulation(nnx.silu(time_features))
+    angles = rope_angles(grid_positions(grid), config.hidden // config.heads)
+    for block in self.blocks:
+      x = block(x, time_modulation, angles, grid)
+
+    final_modulation = self.final_modulation[...] + time_features[:, None]
+    x = _modulate(_layer_norm(x), final_modulation[:, 0], final_modulation[:, 1])
+    return unpatchify(self.final(x), config.patch_size, grid).astype(jnp.float32)
+
+
+def make_dit(
+  size: str,
+  *,
+  num_frames: int,
+  resolution: int,
+  patch_size: tuple[int, int, int],
+  attention: str = "full",
+  dtype: DTypeLike = jnp.float32,
+  rngs: nnx.Rngs,
+) -> VideoDiT:
+  """Builds a VideoDiT of a named size from `SIZES`."""
+  if size not in SIZES:
+    raise ValueError(f"unknown DiT size {size!r}; valid: {', '.join(SIZES)}")
+  return VideoDiT(
+    **SIZES[size],
+    num_frames=num_frames,
+    resolution=resolution,
+    patch_size=patch_size,
+    attention=attention,
+    dtype=dtype,
+    rngs=rngs,
+  )
+
+
+def forward_flops(model_or_config: VideoDiT | DiTConfig) -> int:
+  """Analytic FLOPs of one forward pass for one example (a multiply-add counts as 2).
+
+  Counts the matmuls: timestep MLP, patch embedding, qkv and output projections, attention
+  scores and weighted sums, MLP and final layer. Norms, activations and RoPE are left out.
+  """
+  config = model_or_config.config if isinstance(model_or_config, VideoDiT) else model_or_config
+  d, n = config.hidden, config.num_tokens
+  frames, height, width = config.grid
+  per_frame = height * width
+  projections = 2 * n * 4 * d * d  # qkv and output projections of one attention
+  if config.attention == "full":
+    attention = projections + 4 * n * n * d
+  else:
+    attention = 2 * projections + 4 * d * (frames * per_frame**2 + per_frame * frames**2)
+  block = attention + 4 * n * d * config.mlp_hidden
+  patch_volume = math.prod(config.patch_size)
+  time_mlp = 2 * (TIME_FREQUENCIES * d + d * d + d * 6 * d)
+  embed = 2 * n * patch_volume * (2 * config.channels + 1) * d
+  final = 2 * n * d * patch_volume * config.channels
+  return time_mlp + embed + config.depth * block + final
