@@ -4,6 +4,10 @@
     python -m experiments.main --config=experiments/configs/collision.py:size=B,data=300K \
         --workdir=/tmp/collision --config.batch_size=128
     python -m experiments.main --config=... --workdir=/tmp/qs --mode=evaluate
+    python -m experiments.main --mode=compare --workdir=/tmp/scaling --runs='/tmp/runs/*'
+    python -m experiments.main --config=... --mode=write_eval_set --workdir=/data/eval
+    python -m experiments.main --config=... --workdir=/tmp/qs --mode=evaluate \
+        --config.eval.dataset=/data/eval/uniform_motion_eval_32px
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "train_and_evaluate", "evaluate")
+MODES = ("train", "train_and_evaluate", "evaluate", "compare", "write_eval_set")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and reports.")
 _MODE = flags.DEFINE_enum("mode", "train_and_evaluate", MODES, "What to run.")
-flags.mark_flags_as_required(["config", "workdir"])
+_RUNS = flags.DEFINE_string(
+  "runs", None, "With --mode=compare: comma-separated run workdirs or glob patterns."
+)
+flags.mark_flags_as_required(["workdir"])
 
 
 class _QuietLibraries(py_logging.Filter):
@@ -38,6 +45,18 @@ def main(argv: list[str]) -> None:
   from experiments import evaluate, train
 
   config, workdir = _CONFIG.value, _WORKDIR.value
+  if _MODE.value == "compare":
+    from experiments import compare
+
+    if not _RUNS.value:
+      sys.exit("error: --mode=compare needs --runs=DIR1,DIR2,... (globs allowed)")
+    print(f"scaling table: {compare.run(_RUNS.value, workdir)}")
+    return
+  if config is None:
+    sys.exit(f"error: --mode={_MODE.value} needs --config=experiments/configs/<name>.py")
+  if _MODE.value == "write_eval_set":
+    print(f"eval set: {evaluate.write_eval_set(config, workdir)}")
+    return
   if _MODE.value == "evaluate" and not os.path.isdir(workdir):
     sys.exit(f"error: workdir {workdir!r} does not exist; train there first (--mode=train)")
   if _MODE.value != "evaluate":

@@ -154,6 +154,10 @@ class Scene(abc.ABC):
   def params_of(self, state: BallState) -> jax.Array:
     """Recovers the [n, P] physical parameters of a state (inverse of `place`)."""
 
+  def eval_params(self, split: str, points: int = 8) -> np.ndarray:
+    """A deterministic evaluation grid [N, P] of a split (see ParamSpace.grid)."""
+    return self.space.grid(self.check_split(split), points)
+
   def pool(self, dataset_size: str, seed: int = 0) -> Pool:
     """A fixed training set: the study's parameter grid plus one placement seed per entry."""
     params = jnp.asarray(self.pool_params(self.check_dataset_size(dataset_size), seed))

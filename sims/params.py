@@ -55,6 +55,25 @@ class ParamSpace:
     return lo + jax.random.uniform(value_key, (n, len(self.names))) * (hi - lo)
 
 
+  def grid(self, split: str, points: int) -> np.ndarray:
+    """A deterministic evaluation grid [N, P] for a split.
+
+    For every band alternative of the split, each parameter takes `points` values at the
+    midpoints of `points` equal cells of its band (so no value sits on a band edge or on the
+    endpoints-inclusive linspace grids of the training pools), and the alternatives' grids are
+    concatenated.
+    """
+    cells = (np.arange(points) + 0.5) / points
+    grids = []
+    for modes in self.splits[split]:
+      axes = []
+      for bands, mode in zip(self.bands, modes, strict=True):
+        lo, hi = (bands.id, bands.low, bands.high)[mode]
+        axes.append(lo + cells * (hi - lo))
+      grids.append(linspace_grid(*axes))
+    return np.concatenate(grids)
+
+
 def make_space(
   names: Sequence[str], bands: Sequence[Bands], ood_levels: Mapping[str, Sequence[str]]
 ) -> ParamSpace:

@@ -258,3 +258,21 @@ def test_rollout_jits_and_vmaps():
   keys = jax.random.split(KEY, 3)
   batched = jax.vmap(lambda k: scene.rollout(scene.sample(k, 2)).position)(keys)
   assert batched.shape == (3, 2, 32, 2, 2)
+
+
+@pytest.mark.parametrize("name", ["uniform_motion", "parabola", "collision"])
+def test_eval_grids_are_deterministic_held_out_and_inside_their_bands(name):
+  scene = sims.make(name)
+  grid = scene.eval_params("id", points=5)
+  assert grid.shape == (5 ** len(scene.param_names), len(scene.param_names))
+  np.testing.assert_array_equal(grid, scene.eval_params("id", points=5))
+  pool = np.asarray(scene.pool("30K").params)
+  distance = np.abs(grid[:, None, :] - pool[None, :2000, :]).max(-1)
+  assert distance.min() > 1e-4  # no ID evaluation point is a training point
+  for split in scene.splits:
+    params = scene.eval_params(split, points=3)
+    modes = scene.space.splits[split]
+    assert len(params) == len(modes) * 3 ** len(scene.param_names)
+    for column, bands in enumerate(scene.space.bands):
+      inside = bands.contains_id(params[:, column])
+      assert inside.all() if np.all(modes[:, column] == 0) else not inside.any()

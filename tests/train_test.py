@@ -1,6 +1,7 @@
 """The trainer: sharded steps, resumption after SIGKILL / SIGTERM, configs and the report."""
 
 import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -146,9 +147,15 @@ def test_sigkill_after_a_checkpoint_then_rerun_resumes_and_reports(tmp_path):
   resume = [r for r in after if r.get("event") == "resume"]
   assert len(resume) == 1 and resume[0]["step"] == latest
   assert [r["step"] for r in after[len(before) + 1 :]] == list(range(latest + 1, latest + 5))
-  assert os.path.exists(os.path.join(workdir, "report", "id_rollouts.gif"))
+  for name in ("id_best.gif", "id_worst.gif", "id_filmstrip.png", "error_heatmap.png"):
+    assert os.path.exists(os.path.join(workdir, "report", name)), name
   with open(os.path.join(workdir, "report.md")) as f:
-    assert "ground truth (left) and prediction (right)" in f.read()
+    assert "| ood_v_low |" in f.read()
+  with open(os.path.join(workdir, "eval.json")) as f:
+    evaluation = json.load(f)
+  assert evaluation["step"] == latest + 4
+  assert evaluation["ood_splits"] == ["ood_r", "ood_v", "ood_rv"]
+  assert evaluation["splits"]["id"]["count"] == 2
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
@@ -186,3 +193,14 @@ def test_evaluate_on_a_missing_workdir_is_a_one_line_error(tmp_path):
   )
   assert process.returncode != 0
   assert "does not exist" in process.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["uniform_motion", "parabola", "collision", "quickstart"])
+def test_every_config_builds_its_experiment(name):
+  module = importlib.import_module(f"experiments.configs.{name}")
+  config = module.get_config(None)
+  experiment = train.make_experiment(config)
+  assert experiment.scene.name == config.task
+  for split in config.eval.splits:
+    assert len(experiment.scene.eval_params(split, config.eval.grid_points)) > 0
+  assert config.eval.dataset == ""

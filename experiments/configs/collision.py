@@ -11,4 +11,4 @@ from experiments.configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.law_task_config("collision", arg, ood_split="ood_v1v2")
+  return common.law_task_config("collision", arg)

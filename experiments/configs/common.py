@@ -57,14 +57,29 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   config.keep_checkpoints = 3
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
   config.eval = ml_collections.ConfigDict(
-    dict(splits=("id", "ood_v"), num_cases=8, sample_steps=32, batch_size=8, gif_scale=2)
+    dict(
+      splits=("id",),
+      grid_points=8,  # grid values per parameter and band (Scene.eval_params)
+      num_cases=512,  # at most this many cases per split, thinned evenly from the grid
+      sample_steps=32,
+      batch_size=32,
+      gif_scale=2,
+      dataset="",  # DATA_DIR/NAME of a stored eval set (--mode=write_eval_set); "" simulates
+    )
   )
   return config
 
 
-def law_task_config(task: str, arg: str | None, ood_split: str) -> ml_collections.ConfigDict:
-  """A law-task config from its `:size=...,data=...` argument; evaluates on id and `ood_split`."""
+OOD_LEVELS = {
+  "uniform_motion": ("ood_r", "ood_v", "ood_rv"),
+  "parabola": ("ood_r", "ood_v", "ood_rv"),
+  "collision": ("ood_r1", "ood_v1", "ood_r1r2", "ood_v1v2", "ood_r1v1", "ood_all"),
+}
+
+
+def law_task_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
+  """A law-task config from its `:size=...,data=...` argument; evaluates ID and all OOD levels."""
   args = parse_arg(arg, size="S", data="30K")
   config = law_config(task, size=args.size, data=args.data)
-  config.eval.splits = ("id", ood_split)
+  config.eval.splits = ("id", *OOD_LEVELS[task])
   return config

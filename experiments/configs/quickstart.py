@@ -24,5 +24,12 @@ def get_config(arg: str | None = None):
   config.num_steps = args.num_steps
   config.log_every_steps = 50
   config.checkpoint_every_steps = 500
-  config.eval.update(num_cases=6, sample_steps=8, batch_size=6, gif_scale=4)
+  config.eval.update(
+    splits=("id", *common.OOD_LEVELS[args.task]),
+    grid_points=4,
+    num_cases=16,
+    sample_steps=8,
+    batch_size=16,
+    gif_scale=4,
+  )
   return config

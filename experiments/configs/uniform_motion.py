@@ -11,4 +11,4 @@ from experiments.configs import common
 
 
 def get_config(arg: str | None = None):
-  return common.law_task_config("uniform_motion", arg, ood_split="ood_v")
+  return common.law_task_config("uniform_motion", arg)

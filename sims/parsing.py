@@ -1,0 +1,159 @@
+"""Parsing balls out of video frames: the study's colour-threshold parser and a soft version.
+
+Both parsers find one ball per colour in each frame from a per-pixel membership weight: its
+centre is the weighted mean of the pixel centres (world units, y up, as in `sims.render`) and
+its radius that of a disc of the weighted area. A colour whose weight is empty in a frame falls
+back as in the study: x to a fixed value (0 for the left ball of two, 10 otherwise), y and the
+radius to the previous frame's (5 and 0 before any frame has been found). Colours are RGB
+triples with channels 0 or 1 (e.g. sims.RED, sims.BLUE) on a white background.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from sims.core import BLUE, FRAME_DT, RED, WORLD_SIZE
+from sims.rendering import pixel_centres
+
+Color = Sequence[float]
+
+# The study's evaluator thresholds uint8 channels at 127.
+THRESHOLD = 127.0
+
+
+@struct.dataclass
+class Parsed:
+  """Balls found in a batch of videos, one per colour.
+
+  position: [n, T, K, 2] world units; radius: [n, T, K]; found: [n, T, K] bool (False where the
+  colour was absent and the fallback values were used).
+  """
+
+  position: jax.Array
+  radius: jax.Array
+  found: jax.Array
+
+
+def hard_parse(
+  frames: jax.Array,
+  colors: Sequence[Color] = (RED, BLUE),
+  empty_x: Sequence[float] | None = None,
+) -> Parsed:
+  """The study's parser: hard colour masks, mask centroids and mask-area radii.
+
+  A pixel belongs to a colour when every channel that is 1 in the colour exceeds 127 and every
+  channel that is 0 lies below 127, on the 0..255 scale. Float frames [n, T, H, W, 3] in [0, 1]
+  are compared as `frames * 255`, unrounded (a uint8 frame rounds values within half a level of
+  the threshold first). Pixel (i, j) sits at its centre, x = (j + 0.5) * 10 / W; the study's code
+  used j * 10 / W, a half-pixel shift of every position that cancels in velocities.
+
+  `empty_x` is the x reported for each colour in frames where it is absent; by default 0 for the
+  first of two colours (the left ball) and 10 otherwise.
+  """
+  colors, empty_x = _check(frames, colors, empty_x)
+  return _hard_parse(frames, colors, empty_x)
+
+
+def soft_parse(
+  frames: jax.Array,
+  colors: Sequence[Color] = (RED, BLUE),
+  sharpness: float = 1.25,
+  min_area: float = 0.5,
+  empty_x: Sequence[float] | None = None,
+) -> Parsed:
+  """A differentiable parser: soft colour membership, weighted centroids and areas.
+
+  Each channel votes with a clipped ramp, clip(0.5 + sharpness * (value - 0.5), 0, 1) for a
+  channel that is 1 in the colour and the same of 1 - value for one that is 0, and a pixel's
+  membership is the smallest vote. At sharpness 1 this is exactly the colour's coverage of an
+  anti-aliased pure-colour frame (the rim of a red disc over white has G = B = 1 - coverage);
+  larger values leave a dead zone of (1 - 1 / sharpness) / 2 at either end, so near-white or
+  slightly noisy backgrounds weigh nothing, and tend to the hard parser as sharpness grows. The
+  weights are piecewise linear in the frames, differentiable almost everywhere. On rendered
+  frames the default finds centres to 0.05 px (the hard parser: 0.16 px). A colour counts
+  as found where its total weight exceeds `min_area` pixels; otherwise the fallbacks of
+  `hard_parse` apply.
+  """
+  colors, empty_x = _check(frames, colors, empty_x)
+  return _soft_parse(frames, colors, empty_x, sharpness, min_area)
+
+
+def forward_velocity(position: jax.Array, frame_dt: float = FRAME_DT) -> jax.Array:
+  """Velocities [n, T-1, K, 2] by forward differences of positions [n, T, K, 2]."""
+  return jnp.diff(position, axis=1) / frame_dt
+
+
+def fully_in_view(position: jax.Array, radius: jax.Array) -> jax.Array:
+  """[n, T, K] whether each disc (centres [n, T, K, 2], radii [n, K]) lies inside the world."""
+  reach = radius[:, None, :, None]
+  inside = (position - reach >= 0.0) & (position + reach <= WORLD_SIZE)
+  return inside.all(-1)
+
+
+def _check(
+  frames: jax.Array, colors: Sequence[Color], empty_x: Sequence[float] | None
+) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
+  """Validates the arguments; returns hashable colours and the per-colour empty x."""
+  if frames.ndim != 5 or frames.shape[-1] != 3:
+    raise ValueError(f"frames must have shape [n, T, H, W, 3], got {frames.shape}")
+  table = np.asarray(colors, np.float64)
+  if table.ndim != 2 or table.shape[1] != 3 or not np.isin(table, (0.0, 1.0)).all():
+    raise ValueError(f"colors must be RGB triples of 0s and 1s, got {colors}")
+  num_colors = len(table)
+  if empty_x is None:
+    empty_x = (0.0, WORLD_SIZE) if num_colors == 2 else (WORLD_SIZE,) * num_colors
+  if len(empty_x) != num_colors:
+    raise ValueError(f"empty_x needs one value per colour ({num_colors}), got {len(empty_x)}")
+  return tuple(map(tuple, table.tolist())), tuple(float(x) for x in empty_x)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _hard_parse(frames, colors, empty_x) -> Parsed:
+  levels = (frames * 255.0)[:, :, None]  # [n, T, 1, H, W, 3]
+  on = np.asarray(colors)[:, None, None] > 0.5  # [K, 1, 1, 3]
+  votes = jnp.where(on, levels > THRESHOLD, levels < THRESHOLD)
+  # Combined channel by channel (not .all(-1)) so that XLA fuses the mask into the reductions.
+  mask = votes[..., 0] & votes[..., 1] & votes[..., 2]
+  return _locate(mask.astype(jnp.float32), empty_x, min_area=0.0)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _soft_parse(frames, colors, empty_x, sharpness, min_area) -> Parsed:
+  sign = np.where(np.asarray(colors) > 0.5, 1.0, -1.0).astype(np.float32)[:, None, None]
+  votes = jnp.clip(0.5 + sharpness * sign * (frames[:, :, None] - 0.5), 0.0, 1.0)
+  weight = jnp.minimum(jnp.minimum(votes[..., 0], votes[..., 1]), votes[..., 2])
+  return _locate(weight, empty_x, min_area)
+
+
+def _locate(weight: jax.Array, empty_x: tuple[float, ...], min_area: float | jax.Array) -> Parsed:
+  """Centroids and equal-area radii of per-colour weights [n, T, K, H, W], with fallbacks."""
+  n, _, num_colors, height, width = weight.shape
+  xs, ys = pixel_centres(width)[0], pixel_centres(height)[1]
+  pixel_area = (WORLD_SIZE / width) * (WORLD_SIZE / height)
+  column_mass = weight.sum(3)  # [n, T, K, W]
+  row_mass = weight.sum(4)  # [n, T, K, H]
+  total = column_mass.sum(3)  # [n, T, K]
+  found = total > min_area
+  safe_total = jnp.where(found, total, 1.0)
+  # Elementwise sums rather than einsum, so no backend runs them at reduced matmul precision.
+  x = (column_mass * xs).sum(3) / safe_total
+  y = (row_mass * ys).sum(3) / safe_total
+  radius = jnp.sqrt(safe_total * pixel_area / jnp.pi)
+  x = jnp.where(found, x, jnp.asarray(empty_x, jnp.float32))
+
+  def hold(previous, current):
+    y_now, radius_now, found_now = current
+    held = (jnp.where(found_now, y_now, previous[0]), jnp.where(found_now, radius_now, previous[1]))
+    return held, held
+
+  start = (jnp.full((n, num_colors), WORLD_SIZE / 2), jnp.zeros((n, num_colors)))
+  per_frame = tuple(jnp.moveaxis(a, 1, 0) for a in (y, radius, found))
+  _, (y, radius) = jax.lax.scan(hold, start, per_frame)
+  y, radius = jnp.moveaxis(y, 0, 1), jnp.moveaxis(radius, 0, 1)
+  return Parsed(position=jnp.stack([x, y], -1), radius=radius, found=found)

@@ -1,0 +1,64 @@
+"""Evaluation: stored eval sets give the same numbers as simulating the cases."""
+
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments import evaluate, train
+from experiments.configs import quickstart
+
+
+def small_config():
+  config = quickstart.get_config()
+  config.video.update(resolution=16, num_frames=6, context_frames=2)
+  config.model.size = "micro"
+  config.eval.update(splits=("id", "ood_v"), num_cases=3, batch_size=2, sample_steps=2)
+  return config
+
+
+def initial_params(config):
+  return nnx.state(train.build_model(config, config.seed), nnx.Param)
+
+
+def same(a, b):
+  return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_stored_eval_set_gives_identical_numbers(tmp_path):
+  config = small_config()
+  params = initial_params(config)
+  simulated = evaluate.run(config, str(tmp_path / "simulated"), params=params)
+  path = evaluate.write_eval_set(config, str(tmp_path / "data"))
+  assert os.path.isdir(path)
+  config.eval.dataset = os.path.join(str(tmp_path / "data"), evaluate.eval_set_name(config))
+  stored = evaluate.run(config, str(tmp_path / "stored"), params=params)
+  assert simulated.keys() == stored.keys()
+  for split, numbers in simulated.items():
+    for name, value in numbers.items():
+      assert same(value, stored[split][name]), (split, name, value, stored[split][name])
+  assert simulated["id"]["cases"] == 3 and "ood_v_low" in simulated
+
+
+def test_eval_set_of_another_resolution_is_refused(tmp_path):
+  config = small_config()
+  evaluate.write_eval_set(config, str(tmp_path))
+  config.eval.dataset = os.path.join(str(tmp_path), evaluate.eval_set_name(config))
+  config.video.resolution = 32
+  with pytest.raises(ValueError, match=r"has resolution=16; the config has 32"):
+    evaluate.run(config, str(tmp_path / "run"), params=initial_params(config))
+
+
+def test_eval_cases_are_deterministic_and_thinned_evenly():
+  config = small_config()
+  experiment = train.make_experiment(config)
+  first = evaluate.eval_cases(experiment, "ood_v")
+  second = evaluate.eval_cases(experiment, "ood_v")
+  np.testing.assert_array_equal(first.position, second.position)
+  assert first.radius.shape == (3, 1)
+  speeds = np.abs(np.asarray(first.velocity[:, 0, 0]))
+  assert speeds.min() < 0.8 and speeds.max() > 4.5  # both ends of the OOD grid are kept
+  assert jax.tree.leaves(first)[0].shape[0] == 3
