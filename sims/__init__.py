@@ -9,6 +9,7 @@ frames = sims.render(traj, resolution=128)   # [8, 32, 128, 128, 3] in [0, 1]
 
 from __future__ import annotations
 
+from sims import parsing
 from sims.collision import Collision
 from sims.core import (
   BLUE,
@@ -67,6 +68,7 @@ __all__ = [
   "balls",
   "make",
   "names",
+  "parsing",
   "register",
   "render",
 ]

@@ -54,7 +54,6 @@ class ParamSpace:
     lo, hi = lows[columns, modes], highs[columns, modes]
     return lo + jax.random.uniform(value_key, (n, len(self.names))) * (hi - lo)
 
-
   def grid(self, split: str, points: int) -> np.ndarray:
     """A deterministic evaluation grid [N, P] for a split.
 
