@@ -22,7 +22,7 @@ from absl import logging
 from flax import nnx
 
 import sims
-from experiments import eval_sets, plots, train, velocity_probe
+from experiments import eval_sets, phyworld_hdf5, plots, train, velocity_probe
 from worldmodel import checkpoint as checkpoint_lib
 from worldmodel import sharding
 
@@ -194,7 +194,32 @@ def write_eval_set(config: ml_collections.ConfigDict, data_dir: str) -> str:
       **{f: np.asarray(getattr(traj, f)) for f in ("position", "velocity", "radius", "color")},
       "shape": np.asarray(traj.shape, np.int32),
     }
-  metadata = {
+  return eval_sets.write_eval_set(
+    data_dir, eval_set_name(config), splits, _eval_set_metadata(experiment, source="simulated")
+  )
+
+
+def import_phyworld_hdf5(config: ml_collections.ConfigDict, path: str, data_dir: str) -> str:
+  """Converts one of the study's HDF5 eval files into an eval set for `--config.eval.dataset`.
+
+  Frames are resized to the config's resolution; the file's videos must have its frame count.
+  """
+  experiment = train.make_experiment(config)
+  data = phyworld_hdf5.read_phyworld_hdf5(path, resolution=config.video.resolution)
+  if data["frames"].shape[1] != config.video.num_frames:
+    raise ValueError(
+      f"{path} has {data['frames'].shape[1]} frames per video; the config has "
+      f"{config.video.num_frames} (set --config.video.num_frames)"
+    )
+  splits = phyworld_hdf5.to_eval_splits(experiment.scene, data)
+  return eval_sets.write_eval_set(
+    data_dir, eval_set_name(config), splits, _eval_set_metadata(experiment, source=path)
+  )
+
+
+def _eval_set_metadata(experiment: train.Experiment, source: str) -> dict[str, Any]:
+  config = experiment.config
+  return {
     "task": config.task,
     "resolution": config.video.resolution,
     "num_frames": config.video.num_frames,
@@ -202,8 +227,8 @@ def write_eval_set(config: ml_collections.ConfigDict, data_dir: str) -> str:
     "grid_points": config.eval.grid_points,
     "num_cases": config.eval.num_cases,
     "param_names": list(experiment.scene.param_names),
+    "source": source,
   }
-  return eval_sets.write_eval_set(data_dir, eval_set_name(config), splits, metadata)
 
 
 def _stored_splits(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.ndarray]]:

@@ -8,6 +8,8 @@
     python -m experiments.main --config=... --mode=write_eval_set --workdir=/data/eval
     python -m experiments.main --config=... --workdir=/tmp/qs --mode=evaluate \
         --config.eval.dataset=/data/eval/uniform_motion_eval_32px
+    python -m experiments.main --config=experiments/configs/collision.py --mode=import_hdf5 \
+        --hdf5=collision_eval.hdf5 --workdir=/data/eval   # the study's released eval file
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "train_and_evaluate", "evaluate", "compare", "write_eval_set")
+MODES = ("train", "train_and_evaluate", "evaluate", "compare", "write_eval_set", "import_hdf5")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and reports.")
 _MODE = flags.DEFINE_enum("mode", "train_and_evaluate", MODES, "What to run.")
 _RUNS = flags.DEFINE_string(
   "runs", None, "With --mode=compare: comma-separated run workdirs or glob patterns."
+)
+_HDF5 = flags.DEFINE_string(
+  "hdf5", None, "With --mode=import_hdf5: one of the study's HDF5 eval files to convert."
 )
 flags.mark_flags_as_required(["workdir"])
 
@@ -56,6 +61,11 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: --mode={_MODE.value} needs --config=experiments/configs/<name>.py")
   if _MODE.value == "write_eval_set":
     print(f"eval set: {evaluate.write_eval_set(config, workdir)}")
+    return
+  if _MODE.value == "import_hdf5":
+    if not _HDF5.value or not os.path.isfile(_HDF5.value):
+      sys.exit(f"error: --hdf5={_HDF5.value!r} is not a file; name the study's HDF5 eval file")
+    print(f"eval set: {evaluate.import_phyworld_hdf5(config, _HDF5.value, workdir)}")
     return
   if _MODE.value == "evaluate" and not os.path.isdir(workdir):
     sys.exit(f"error: workdir {workdir!r} does not exist; train there first (--mode=train)")

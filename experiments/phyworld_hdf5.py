@@ -29,6 +29,9 @@ import h5py
 import numpy as np
 from PIL import Image
 
+import sims
+from experiments.velocity_probe import sublevels
+
 VIDEO, POSITION, PARAMS = "video_streams", "position_streams", "init_streams"
 STREAMS = (VIDEO, POSITION, PARAMS)
 FPS = 5
@@ -171,3 +174,56 @@ def _checked(chunk: dict[str, h5py.Dataset], where: str) -> dict[str, h5py.Datas
 def _numeric_order(group: h5py.Group) -> list[str]:
   """Member names sorted by the integers in them ("2" before "10"), then by name."""
   return sorted(group, key=lambda name: ([int(d) for d in re.findall(r"\d+", name)], name))
+
+
+def to_eval_splits(
+  scene: sims.Scene, data: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+  """The study's videos sorted into our splits, as `eval_sets.write_eval_set` arrays.
+
+  A case is "id" when every parameter lies in the training range, else the OOD level whose
+  parameter set is exactly the out-of-range ones (cases matching no level are dropped). The
+  initial velocities follow from the parameters (ball 1 moves right at v1, ball 2 left at v2);
+  the velocity of frame k > 0 is (position[k] - position[k - 1]) / FRAME_DT.
+  """
+  params, position = data["params"].astype(np.float32), data["position"].astype(np.float32)
+  names = scene.param_names
+  out_of_range = np.stack(
+    [~bands.contains_id(params[:, i]) for i, bands in enumerate(scene.space.bands)], -1
+  )
+  level_of = {"": "id"}
+  for split, table in scene.space.splits.items():
+    if split.startswith("ood_") and not split.endswith(("_low", "_high", "_cross")):
+      level_of[",".join(n for n, mode in zip(names, table[0], strict=True) if mode)] = split
+  labels = np.asarray(
+    [
+      level_of.get(",".join(n for n, out in zip(names, row, strict=True) if out), "")
+      for row in out_of_range
+    ]
+  )
+  radius_columns = [i for i, n in enumerate(names) if n.startswith("radius")]
+  speed_columns = [i for i, n in enumerate(names) if n.startswith("speed")]
+  radius = params[:, radius_columns]
+  start_velocity = np.zeros(position.shape[:1] + position.shape[2:], np.float32)
+  start_velocity[:, :, 0] = params[:, speed_columns] * np.where(
+    np.arange(len(speed_columns)) % 2, -1, 1
+  )
+  velocity = np.concatenate([start_velocity[:, None], np.diff(position, axis=1) / sims.FRAME_DT], 1)
+  num_balls = position.shape[2]
+  colors = np.asarray(
+    [sims.RED, sims.BLUE][:num_balls] if num_balls == 2 else [sims.RED], np.float32
+  )
+  splits = {}
+  for split in sorted(set(labels) - {""}):
+    rows = labels == split
+    splits[split] = {
+      "frames": data["frames"][rows],
+      "params": params[rows],
+      "position": position[rows],
+      "velocity": velocity[rows],
+      "radius": radius[rows],
+      "color": np.broadcast_to(colors, (int(rows.sum()), num_balls, 3)).copy(),
+      "shape": np.zeros((int(rows.sum()), num_balls), np.int32),
+      "level": np.asarray(sublevels(scene, params[rows], split)),
+    }
+  return splits

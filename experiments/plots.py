@@ -28,7 +28,8 @@ def error_heatmap(scene: sims.Scene, results: dict[str, CaseErrors], path: str) 
   error = np.concatenate([r.velocity_error for r in results.values()])
   scored = np.isfinite(error)
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
-  norm = mcolors.LogNorm(vmin=max(np.nanmin(error), 1e-3), vmax=max(np.nanmax(error), 1e-2))
+  low, high = (error[scored].min(), error[scored].max()) if scored.any() else (1e-3, 1.0)
+  norm = mcolors.LogNorm(vmin=max(low, 1e-3), vmax=max(high, 1e-2))
   points = ax.scatter(
     params[scored, x_col],
     params[scored, y_col],
@@ -80,7 +81,8 @@ def error_vs_velocity(scene: sims.Scene, results: dict[str, CaseErrors], path: s
   floors = np.concatenate([r.floor for r in results.values()])
   if np.isfinite(floors).any():
     ax.axhline(np.nanmean(floors), color="grey", linestyle="--", label="parser floor (truth)")
-  ax.set_yscale("log")
+  if np.any(np.concatenate([r.velocity_error for r in results.values()]) > 0):
+    ax.set_yscale("log")
   ax.set_xlabel(scene.param_names[speed])
   ax.set_ylabel("velocity error (world units / s)")
   ax.legend(fontsize=8)

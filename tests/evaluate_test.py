@@ -4,11 +4,13 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import evaluate, train
+import sims
+from experiments import eval_sets, evaluate, phyworld_hdf5, train
 from experiments.configs import quickstart
 
 
@@ -62,3 +64,34 @@ def test_eval_cases_are_deterministic_and_thinned_evenly():
   speeds = np.abs(np.asarray(first.velocity[:, 0, 0]))
   assert speeds.min() < 0.8 and speeds.max() > 4.5  # both ends of the OOD grid are kept
   assert jax.tree.leaves(first)[0].shape[0] == 3
+
+
+def test_the_study_hdf5_layout_imports_into_splits_and_evaluates(tmp_path):
+  config = small_config()
+  config.task = "collision"
+  config.eval.splits = ("id", "ood_v1v2")
+  scene = sims.make("collision")
+  params = np.array(
+    [
+      [1.0, 1.0, 2.0, 2.0],  # id
+      [0.8, 1.2, 3.0, 1.5],  # id
+      [1.0, 1.0, 5.0, 5.5],  # ood_v1v2 (high)
+      [1.0, 1.0, 0.5, 5.0],  # ood_v1v2 (cross)
+      [1.0, 1.8, 2.0, 2.0],  # only r2 out of range: no level of the study, dropped
+    ],
+    np.float32,
+  )
+  keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), np.arange(len(params)))
+  traj = scene.rollout(scene.place(keys, jnp.asarray(params)), config.video.num_frames)
+  frames = (np.asarray(sims.render(traj, 16)) * 255).round().astype(np.uint8)
+  path = str(tmp_path / "collision_eval.hdf5")
+  phyworld_hdf5.write_phyworld_hdf5(path, frames, np.asarray(traj.position), params)
+  evaluate.import_phyworld_hdf5(config, path, str(tmp_path / "data"))
+  splits, metadata = eval_sets.read_eval_set(str(tmp_path / "data"), evaluate.eval_set_name(config))
+  assert sorted(splits) == ["id", "ood_v1v2"] and metadata["source"] == path
+  assert len(splits["id"]["params"]) == 2
+  assert sorted(splits["ood_v1v2"]["level"]) == ["ood_v1v2_cross", "ood_v1v2_high"]
+  np.testing.assert_allclose(splits["id"]["velocity"][:, 0, :, 0], [[2.0, -2.0], [3.0, -1.5]])
+  config.eval.dataset = os.path.join(str(tmp_path / "data"), evaluate.eval_set_name(config))
+  summary = evaluate.run(config, str(tmp_path / "run"), params=initial_params(config))
+  assert summary["id"]["cases"] == 2 and summary["ood_v1v2"]["cases"] == 2

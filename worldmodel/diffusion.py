@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -53,9 +54,13 @@ def masked_mse(prediction: jax.Array, target: jax.Array, context_mask: jax.Array
   Context frames get weight exactly 0 (whatever the prediction there); the sum is normalised by
   the number of predicted elements.
   """
-  predicted = jnp.broadcast_to(~_frame_mask(context_mask), prediction.shape)
+  predicted = ~_frame_mask(context_mask)
   squared = jnp.where(predicted, jnp.square(prediction - target), 0.0)
-  return squared.sum() / jnp.maximum(predicted.sum(), 1)
+  # Count predicted frames on the small [B, T] mask, times the elements per frame (counting on
+  # the broadcast video-sized mask makes XLA constant-fold a huge reduction at compile time).
+  elements_per_frame = math.prod(prediction.shape[2:])
+  count = jnp.sum(~jnp.asarray(context_mask).astype(bool)) * elements_per_frame
+  return squared.sum() / jnp.maximum(count, 1)
 
 
 def _finish_sample(x: jax.Array, context_frames: jax.Array, context: jax.Array) -> jax.Array:
