@@ -1,8 +1,10 @@
-"""Evaluation: roll out held-out cases from their context frames and write `report.md`.
+"""Evaluation: roll out held-out cases from their context frames, score them, write the report.
 
-For each split in `config.eval.splits` a fixed set of cases (deterministic from the config seed)
-is simulated, the model generates the frames after the context, and the report shows the
-per-split error and the ground truth beside the prediction as GIFs and a PNG filmstrip.
+For each split in `config.eval.splits` a fixed set of cases (a grid deterministic from the config
+seed, simulated now or read from a stored eval set) is rolled out by the model from its context
+frames. The study's velocity-error probe scores the generated frames (`velocity_probe`), and the
+run's workdir gets `eval.json` with the numbers and `report.md` with the table, the heat map,
+error against velocity, a filmstrip and the best and worst rollouts of each split.
 """
 
 from __future__ import annotations
@@ -143,7 +145,13 @@ def stored_split(arrays: dict[str, np.ndarray]) -> tuple[sims.Trajectory, Any]:
   return traj, lambda index: jnp.asarray(arrays["frames"][index], jnp.float32) / 255.0
 
 
-def evaluate_split(experiment, params, split, predict, cases):
+def evaluate_split(
+  experiment: train.Experiment,
+  params: nnx.State,
+  split: str,
+  predict: Any,
+  cases: tuple[sims.Trajectory, Any],
+) -> tuple[velocity_probe.CaseErrors, float, _Extremes, np.ndarray]:
   """Errors of every case of a split, its frame MSE, best and worst rollouts and a filmstrip."""
   config = experiment.config
   traj_all, frames = cases

@@ -1,6 +1,7 @@
 """Tests for worldmodel.checkpoint on 8 fake CPU devices."""
 
 import logging
+import os
 import shutil
 
 import jax
@@ -247,3 +248,16 @@ def test_failed_async_save_keeps_earlier_checkpoints(tmp_path, monkeypatch):
     assert ckpt.save(3, _state(mesh, 3.0))
     ckpt.wait()
     assert ckpt.all_steps() == [2, 3]
+
+
+def test_a_relative_directory_saves_and_restores(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  state = {"w": jnp.arange(4.0)}
+  with checkpoint.Checkpointer("runs/relative") as checkpoints:
+    assert checkpoints.save(1, state)
+    checkpoints.wait()
+  with checkpoint.Checkpointer("runs/relative") as checkpoints:
+    step, restored, _ = checkpoints.restore(checkpoint.abstract_like(state))
+  assert step == 1
+  np.testing.assert_array_equal(restored["w"], state["w"])
+  assert os.path.isdir(tmp_path / "runs" / "relative" / "1")

@@ -68,13 +68,15 @@ class Checkpointer:
     """Opens (creating if needed) a checkpoint directory.
 
     Args:
-      directory: local path or `gs://` URL.
+      directory: local path (relative paths are made absolute, as orbax requires) or `gs://` URL.
       max_to_keep: number of most recent checkpoints kept on disk.
       save_interval_steps: `save` skips steps that are not a multiple of this
         unless forced.
       async_save: write to storage in a background thread after copying the
         arrays to host memory.
     """
+    if "://" not in os.fspath(directory):
+      directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep,
