@@ -65,12 +65,6 @@ class MetricWriter:
       self._tensorboard.close()
 
 
-def read_metrics(workdir: str) -> list[dict[str, Any]]:
-  """Every record of a run's metrics.jsonl, in order."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def _duration(seconds: float) -> str:
   minutes, secs = divmod(int(seconds), 60)
   hours, minutes = divmod(minutes, 60)

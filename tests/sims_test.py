@@ -276,3 +276,21 @@ def test_eval_grids_are_deterministic_held_out_and_inside_their_bands(name):
     for column, bands in enumerate(scene.space.bands):
       inside = bands.contains_id(params[:, column])
       assert inside.all() if np.all(modes[:, column] == 0) else not inside.any()
+
+
+def test_register_adds_a_scene_once():
+  class LeftMotion(sims.single_ball.UniformMotion):
+    name = "left_motion"
+
+    def __init__(self, **options):
+      super().__init__(direction="left", **options)
+
+  sims.register("left_motion", LeftMotion)
+  try:
+    assert "left_motion" in sims.names()
+    state = sims.make("left_motion").sample(KEY, 4)
+    assert np.all(np.asarray(state.velocity[:, 0, 0]) < 0)
+    with pytest.raises(ValueError, match="'left_motion' is already registered"):
+      sims.register("left_motion", LeftMotion)
+  finally:
+    sims._SCENES.pop("left_motion")
