@@ -263,7 +263,6 @@ def run(
   out_dir = os.path.join(workdir, REPORT_DIR)
   os.makedirs(out_dir, exist_ok=True)
   scene, predict = experiment.scene, make_predictor(experiment)
-  radius_columns = velocity_probe.radius_columns(scene)
   stored = _stored_splits(config) if config.eval.dataset else None
   summary, per_case, figures = {}, {}, {}
   for split in config.eval.splits:
@@ -272,12 +271,12 @@ def run(
     imageio.imwrite(os.path.join(out_dir, f"{split}_filmstrip.png"), strip)
     per_case[split] = errors
     summary[split] = {
-      **velocity_probe.summarize(scene, errors, radius_columns),
+      **velocity_probe.summarize(scene, errors),
       "frame_mse": frame_mse,
     }
     for level in sorted(set(errors.level) - {split}):
       mask = errors.level == level
-      summary[level] = velocity_probe.summarize(scene, errors.select(mask), radius_columns)
+      summary[level] = velocity_probe.summarize(scene, errors.select(mask))
     figures[split] = {}
     for kind in ("best", "worst"):
       case = getattr(extremes, kind)

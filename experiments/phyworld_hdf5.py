@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 import sims
-from experiments.velocity_probe import sublevels
+from experiments import velocity_probe
 
 VIDEO, POSITION, PARAMS = "video_streams", "position_streams", "init_streams"
 STREAMS = (VIDEO, POSITION, PARAMS)
@@ -201,9 +201,8 @@ def to_eval_splits(
       for row in out_of_range
     ]
   )
-  radius_columns = [i for i, n in enumerate(names) if n.startswith("radius")]
-  speed_columns = [i for i, n in enumerate(names) if n.startswith("speed")]
-  radius = params[:, radius_columns]
+  radius = params[:, list(velocity_probe.radius_columns(scene))]
+  speed_columns = list(velocity_probe.speed_columns(scene))
   start_velocity = np.zeros(position.shape[:1] + position.shape[2:], np.float32)
   start_velocity[:, :, 0] = params[:, speed_columns] * np.where(
     np.arange(len(speed_columns)) % 2, -1, 1
@@ -224,6 +223,6 @@ def to_eval_splits(
       "radius": radius[rows],
       "color": np.broadcast_to(colors, (int(rows.sum()), num_balls, 3)).copy(),
       "shape": np.zeros((int(rows.sum()), num_balls), np.int32),
-      "level": np.asarray(sublevels(scene, params[rows], split)),
+      "level": np.asarray(velocity_probe.sublevels(scene, params[rows], split)),
     }
   return splits

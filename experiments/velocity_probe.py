@@ -59,8 +59,7 @@ def scored_pairs(traj: sims.Trajectory, context_frames: int, post_contact: bool)
   generated = jnp.arange(num_frames - 1) >= context_frames
   pairs = pairs & generated[None, :, None]
   if post_contact:
-    state = sims.balls(traj.position[:, 0], traj.velocity[:, 0], traj.radius)
-    t_contact = physics.contact_time(state)
+    t_contact = physics.contact_time(initial_state(traj))
     after = physics.frame_times(num_frames)[None, :-1] >= t_contact[:, None]
     pairs = pairs & after[..., None]
   return pairs
@@ -138,12 +137,10 @@ def sublevels(scene: sims.Scene, params: np.ndarray, split: str) -> np.ndarray:
   return np.asarray(labels)
 
 
-def summarize(
-  scene: sims.Scene, errors: CaseErrors, radius_columns: tuple[int, ...]
-) -> dict[str, float]:
+def summarize(scene: sims.Scene, errors: CaseErrors) -> dict[str, float]:
   """Split-level numbers: means over cases with scored frames, all and with the study's filter."""
   scored = np.isfinite(errors.velocity_error)
-  radii = errors.params[:, list(radius_columns)]
+  radii = errors.params[:, list(radius_columns(scene))]
   min_radius = STUDY_MIN_RADIUS.get(scene.name, 0.0)
   big_enough = (
     (radii > min_radius).all(1) if scene.num_objects == 2 else (radii >= min_radius).all(1)

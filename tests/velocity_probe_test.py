@@ -75,7 +75,7 @@ def test_sublevels_and_study_filter():
     floor=np.array([0.02, 0.01, np.nan]),
     floor_mean_then_abs=np.array([0.01, 0.01, np.nan]),
   )
-  summary = velocity_probe.summarize(scene, errors, (0,))
+  summary = velocity_probe.summarize(scene, errors)
   assert summary["count"] == 2 and summary["cases"] == 3
   np.testing.assert_allclose(summary["velocity_error"], 0.2)
   np.testing.assert_allclose(summary["velocity_error_study_filter"], 0.1)  # r = 0.5 skipped

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims import check_choice
+
 ApplyFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 Metrics = dict[str, jax.Array]
 
@@ -27,11 +29,6 @@ OBJECTIVES = ("flow", "ddpm_v")
 FLOW_PREDICTIONS = ("velocity", "x")
 TIME_SAMPLINGS = ("uniform", "logit_normal")
 BETA_SCHEDULES = ("linear", "cosine")
-
-
-def _check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> None:
-  if value not in allowed:
-    raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(allowed)}")
 
 
 def _to_data_space(frames: jax.Array) -> jax.Array:
@@ -113,8 +110,8 @@ class RectifiedFlow(Objective):
   time_shift: float = 1.0
 
   def __post_init__(self):
-    _check_choice("prediction", self.prediction, FLOW_PREDICTIONS)
-    _check_choice("time_sampling", self.time_sampling, TIME_SAMPLINGS)
+    check_choice("prediction", self.prediction, FLOW_PREDICTIONS)
+    check_choice("time_sampling", self.time_sampling, TIME_SAMPLINGS)
     if self.time_shift <= 0:
       raise ValueError(f"time_shift must be positive, got {self.time_shift}")
 
@@ -182,7 +179,7 @@ def zero_terminal_snr_alpha_bar(num_steps: int = 1000, beta_schedule: str = "lin
   shifted and rescaled so that its first value is kept and its last is exactly 0 (zero terminal
   SNR, Lin et al. 2024).
   """
-  _check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
+  check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
   if beta_schedule == "linear":
     betas = np.linspace(1e-4, 0.02, num_steps, dtype=np.float64)
   else:
@@ -208,7 +205,7 @@ class VPredictionDDPM(Objective):
   beta_schedule: str = "linear"
 
   def __post_init__(self):
-    _check_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+    check_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
     if self.num_train_steps < 1:
       raise ValueError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
 
@@ -274,5 +271,5 @@ def make_objective(name: str = "flow", **options) -> Objective:
   `options` are the chosen objective's fields, e.g. prediction="x" for "flow" or
   beta_schedule="cosine" for "ddpm_v".
   """
-  _check_choice("objective", name, OBJECTIVES)
+  check_choice("objective", name, OBJECTIVES)
   return RectifiedFlow(**options) if name == "flow" else VPredictionDDPM(**options)

@@ -19,6 +19,8 @@ import numpy as np
 from flax import nnx
 from jax.typing import DTypeLike
 
+from sims import check_choice
+
 # Transformer sizes: the study's DiT-S/B/L/XL and tiny ones for CPU runs.
 SIZES = {
   "micro": dict(hidden=64, depth=2, heads=2),
@@ -58,8 +60,7 @@ class DiTConfig:
 
   def __post_init__(self):
     object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
-    if self.attention not in ATTENTION_KINDS:
-      raise ValueError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTION_KINDS)}")
+    check_choice("attention", self.attention, ATTENTION_KINDS)
     pt, ph, pw = self.patch_size
     if self.num_frames % pt or self.resolution % ph or self.resolution % pw:
       raise ValueError(
@@ -331,8 +332,7 @@ def make_dit(
   rngs: nnx.Rngs,
 ) -> VideoDiT:
   """Builds a VideoDiT of a named size from `SIZES`."""
-  if size not in SIZES:
-    raise ValueError(f"unknown DiT size {size!r}; valid: {', '.join(SIZES)}")
+  check_choice("DiT size", size, tuple(SIZES))
   return VideoDiT(
     **SIZES[size],
     num_frames=num_frames,
