@@ -29,7 +29,7 @@ import sims
 from benchmarks import box2d_reference
 
 
-def _best_seconds(run: Callable[[int], object], repeats: int) -> float:
+def best_seconds(run: Callable[[int], object], repeats: int) -> float:
   """Shortest wall time of `run(repeat)` over `repeats` calls."""
   best = float("inf")
   for repeat in range(repeats):
@@ -39,7 +39,7 @@ def _best_seconds(run: Callable[[int], object], repeats: int) -> float:
   return best
 
 
-def _compile(fn: Callable, *args) -> tuple[Callable, float]:
+def compile_ahead(fn: Callable, *args) -> tuple[Callable, float]:
   """Ahead-of-time compiles `jax.jit(fn)` for `args`; returns it and the compile seconds."""
   start = time.perf_counter()
   compiled = jax.jit(fn).lower(*args).compile()
@@ -58,7 +58,7 @@ def benchmark_scene(
   by_batch = {batch: _time_jax(name, batch, num_frames, resolution, repeats) for batch in batches}
   best_batch = max(by_batch, key=lambda batch: by_batch[batch]["jax_videos_per_s"])
   rng = np.random.default_rng(0)
-  box2d_s = _best_seconds(
+  box2d_s = best_seconds(
     lambda _: box2d_reference.generate_videos(
       rng, name, reference_videos, resolution=resolution, num_frames=num_frames
     ),
@@ -90,13 +90,13 @@ def _time_jax(
     return draw(simulate(key))
 
   keys = [jax.random.key(repeat) for repeat in range(repeats)]
-  pipeline_fn, compile_s = _compile(pipeline, keys[0])
-  jax_s = _best_seconds(lambda repeat: pipeline_fn(keys[repeat]), repeats)
-  simulate_fn, _ = _compile(simulate, keys[0])
+  pipeline_fn, compile_s = compile_ahead(pipeline, keys[0])
+  jax_s = best_seconds(lambda repeat: pipeline_fn(keys[repeat]), repeats)
+  simulate_fn, _ = compile_ahead(simulate, keys[0])
   traj = simulate_fn(keys[0])
-  draw_fn, _ = _compile(draw, traj)
-  simulate_s = _best_seconds(lambda repeat: simulate_fn(keys[repeat]), repeats)
-  draw_s = _best_seconds(lambda _: draw_fn(traj), repeats)
+  draw_fn, _ = compile_ahead(draw, traj)
+  simulate_s = best_seconds(lambda repeat: simulate_fn(keys[repeat]), repeats)
+  draw_s = best_seconds(lambda _: draw_fn(traj), repeats)
   return {
     "jax_videos_per_s": round(batch / jax_s, 2),
     "compile_s": round(compile_s, 3),

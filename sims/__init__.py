@@ -9,7 +9,7 @@ frames = sims.render(traj, resolution=128)   # [8, 32, 128, 128, 3] in [0, 1]
 
 from __future__ import annotations
 
-from sims import parsing
+from sims import laws, parsing
 from sims.collision import Collision
 from sims.core import (
   BLUE,
@@ -20,12 +20,15 @@ from sims.core import (
   SHAPES,
   WORLD_SIZE,
   BallState,
+  BodyTrajectory,
   Pool,
   Scene,
   Trajectory,
   balls,
   check_choice,
 )
+from sims.fitting import fit_initial_state, physics_score
+from sims.phyre import Phyre
 from sims.rendering import render
 from sims.single_ball import Parabola, UniformMotion
 
@@ -33,6 +36,7 @@ _SCENES: dict[str, type[Scene]] = {
   "uniform_motion": UniformMotion,
   "parabola": Parabola,
   "collision": Collision,
+  "phyre": Phyre,
 }
 
 
@@ -62,13 +66,17 @@ __all__ = [
   "SHAPES",
   "WORLD_SIZE",
   "BallState",
+  "BodyTrajectory",
   "Pool",
   "Scene",
   "Trajectory",
   "balls",
+  "fit_initial_state",
+  "laws",
   "make",
   "names",
   "parsing",
+  "physics_score",
   "register",
   "render",
 ]

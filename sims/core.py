@@ -26,6 +26,10 @@ RED = (1.0, 0.0, 0.0)
 BLUE = (0.0, 0.0, 1.0)
 SHAPES = ("circle", "square")
 CIRCLE, SQUARE = 0, 1
+# Shapes of rigid bodies (BodyTrajectory.shape): a disc of radius size[0], or a box of half
+# extents size, rotated by the body's angle.
+BODY_SHAPES = ("circle", "box")
+BOX = 1
 
 
 @struct.dataclass
@@ -60,6 +64,32 @@ class Trajectory:
   radius: jax.Array
   color: jax.Array
   shape: jax.Array
+
+  @property
+  def num_frames(self) -> int:
+    return self.position.shape[1]
+
+
+@struct.dataclass
+class BodyTrajectory:
+  """Batched video of K rigid-body slots over T frames (frame k at t = k * the scene's frame dt).
+
+  position, velocity: [n, T, K, 2] world units (per second); angle, angular_velocity: [n, T, K]
+  radians (per second, counter-clockwise); shape: [n, K] index into BODY_SHAPES; size: [n, K, 2]
+  (radius, radius) for discs or half extents (along the body's x and y axes) for boxes; color:
+  [n, K, 3] RGB in [0, 1]; dynamic, active: [n, K] bool. Inactive slots are absent from the scene
+  (invisible, collide with nothing); their other fields are placeholders.
+  """
+
+  position: jax.Array
+  angle: jax.Array
+  velocity: jax.Array
+  angular_velocity: jax.Array
+  shape: jax.Array
+  size: jax.Array
+  color: jax.Array
+  dynamic: jax.Array
+  active: jax.Array
 
   @property
   def num_frames(self) -> int:
