@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 WORKDIR ?= workdirs/quickstart
 
-.PHONY: quickstart test test-all lint bench
+.PHONY: quickstart test test-slow test-all lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+test-slow: $(STAMP)
+	RUN_SLOW=1 $(VENV)/bin/python -m pytest -q -m slow
 
 test-all: $(STAMP)
 	RUN_SLOW=1 $(VENV)/bin/python -m pytest -q

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 import jax
 from absl import logging
 from tensorboardX import SummaryWriter
+
+from experiments import outputs
 
 
 class MetricWriter:
@@ -23,8 +24,9 @@ class MetricWriter:
     self.active = jax.process_index() == 0
     self.total_steps = total_steps
     self.examples_per_step = examples_per_step
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard")) if self.active else None
+    self.path = outputs.path(workdir, "metrics.jsonl")
+    tensorboard_dir = str(outputs.path(workdir, "tensorboard"))
+    self._tensorboard = SummaryWriter(tensorboard_dir) if self.active else None
     self._last: tuple[int, float] | None = None
 
   def event(self, name: str, **fields: Any) -> None:
@@ -57,8 +59,7 @@ class MetricWriter:
 
   def _append(self, record: dict[str, Any]) -> None:
     if self.active:
-      with open(self.path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+      outputs.append_line(self.path, json.dumps(record))
 
   def close(self) -> None:
     if self._tensorboard is not None:

@@ -10,8 +10,10 @@ import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
 import matplotlib.pyplot as plt
 import numpy as np
+from etils import epath
 
 import sims
+from experiments import outputs
 from experiments.velocity_probe import CaseErrors, radius_columns, speed_columns
 
 
@@ -21,7 +23,7 @@ def _plane_axes(scene: sims.Scene) -> tuple[int, int]:
   return (speeds[0], speeds[1]) if len(speeds) > 1 else (speeds[0], radii[0])
 
 
-def error_heatmap(scene: sims.Scene, results: dict[str, CaseErrors], path: str) -> None:
+def error_heatmap(scene: sims.Scene, results: dict[str, CaseErrors], path: epath.Path) -> None:
   """Velocity error of every case on the parameter plane, the training range outlined."""
   x_col, y_col = _plane_axes(scene)
   params = np.concatenate([r.params for r in results.values()])
@@ -66,11 +68,11 @@ def error_heatmap(scene: sims.Scene, results: dict[str, CaseErrors], path: str) 
   fig.colorbar(points, ax=ax)
   ax.legend(loc="upper right", fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  outputs.save_figure(fig, path)
   plt.close(fig)
 
 
-def error_vs_velocity(scene: sims.Scene, results: dict[str, CaseErrors], path: str) -> None:
+def error_vs_velocity(scene: sims.Scene, results: dict[str, CaseErrors], path: epath.Path) -> None:
   """Velocity error against the (first) launch speed, per split, with the parser floor."""
   speed = speed_columns(scene)[0]
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -87,5 +89,5 @@ def error_vs_velocity(scene: sims.Scene, results: dict[str, CaseErrors], path: s
   ax.set_ylabel("velocity error (world units / s)")
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  outputs.save_figure(fig, path)
   plt.close(fig)

@@ -8,6 +8,7 @@ shardings -> initial or restored state -> the jitted step (simulate, render, den
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import signal
 import time
@@ -19,11 +20,13 @@ import ml_collections
 import optax
 from absl import logging
 from flax import nnx
+from jax.experimental import multihost_utils
 
 import sims
 from experiments import metrics as metrics_lib
+from experiments import outputs
 from worldmodel import checkpoint as checkpoint_lib
-from worldmodel import data, diffusion, dit, sharding
+from worldmodel import data, diffusion, dit, physics, sharding
 
 TrainState = dict[str, Any]  # {"step", "params", "ema", "opt"}
 
@@ -51,6 +54,13 @@ class Experiment:
     video = self.config.video
     return data.context_mask(batch_size, video.num_frames, video.context_frames)
 
+  def video_batch(self, source: sims.Pool | str, key: jax.Array) -> jax.Array:
+    """A training batch sharded over the mesh, each device simulating its own examples."""
+    num_frames, resolution, _ = self.video_shape
+    return data.sharded_video_batch(
+      self.scene, source, key, self.config.batch_size, num_frames, resolution, self.mesh
+    )
+
 
 def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
   model, video = config.model, config.video
@@ -61,6 +71,7 @@ def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
     patch_size=tuple(model.patch_size),
     attention=model.attention,
     dtype=jnp.dtype(model.dtype),
+    remat=model.remat,
     rngs=nnx.Rngs(seed),
   )
 
@@ -73,6 +84,17 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
       f"video.context_frames={video.context_frames} must be in [1, {video.num_frames - 1}]"
     )
   scene = sims.make(config.task, **config.scene_options)
+  if config.physics.weight:
+    physics.law_regularizer(scene, config.physics.weight)  # a one-line error for a bad setting
+  if config.reward.init_from:
+    if config.reward.samples < 2:
+      raise ValueError(f"reward.samples={config.reward.samples} must be >= 2 (best of n)")
+    scene.check_split(config.reward.split)
+    if not 0.0 <= config.reward.simulator_fraction < 1.0:
+      raise ValueError(
+        f"reward.simulator_fraction={config.reward.simulator_fraction} must be in [0, 1)"
+      )
+    physics.law_score(scene, jnp.zeros((1, 3, 8, 8, 3)))  # a one-line error for a bad scene
   objective = diffusion.make_objective(config.objective.name, **config.objective.options)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -98,9 +120,27 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
   return tx, schedule
 
 
-def init_state(experiment: Experiment, tx: optax.GradientTransformation) -> TrainState:
-  params = nnx.state(build_model(experiment.config, experiment.config.seed), nnx.Param)
+def init_state(
+  experiment: Experiment, tx: optax.GradientTransformation, params: nnx.State | None = None
+) -> TrainState:
+  """Step 0: new parameters from the config's seed (or `params`), EMA equal to them."""
+  if params is None:
+    params = nnx.state(build_model(experiment.config, experiment.config.seed), nnx.Param)
   return {"step": jnp.zeros((), jnp.int32), "params": params, "ema": params, "opt": tx.init(params)}
+
+
+def restore_params(experiment: Experiment, workdir: str) -> tuple[int, nnx.State]:
+  """The step and EMA parameters of the newest good checkpoint in `workdir`."""
+  tx, _ = make_optimizer(experiment.config)
+  abstract_state = jax.eval_shape(lambda: init_state(experiment, tx))
+  shardings = sharding.fsdp_sharding(experiment.mesh, abstract_state)
+  directory = os.path.join(workdir, "checkpoints")
+  with checkpoint_lib.Checkpointer(directory) as checkpoints:
+    restored = checkpoints.restore(checkpoint_lib.abstract_like(abstract_state, shardings))
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint in {directory}; train first (--mode=train)")
+  step, state, _ = restored
+  return step, state["ema"]
 
 
 def make_train_step(
@@ -115,25 +155,58 @@ def make_train_step(
   pool is an input buffer, not a compile-time constant); with a named split, pool is None.
   """
   config = experiment.config
-  num_frames, resolution, _ = experiment.video_shape
-  batch_sharding = sharding.batch_sharding(experiment.mesh)
   mask = experiment.context_mask(config.batch_size)
+  regularizer = (
+    physics.law_regularizer(experiment.scene, config.physics.weight)
+    if config.physics.weight > 0
+    else None
+  )
+
+  reward = config.reward
+  num_simulated = round(reward.simulator_fraction * config.batch_size)
+
+  def reward_batch(params, simulated, key):
+    """Frames and loss mask for reward fine-tuning, and its metrics.
+
+    The first `num_simulated` examples keep the simulator's frames; the others are the model's
+    best-of-n rollouts of contexts from `reward.split` by the physics score. Rollouts that could
+    not be scored at all (no ball measurable in any draw) are left out of the loss by marking
+    all their frames as context.
+    """
+    context_key, sample_key = jax.random.split(key)
+    context = experiment.video_batch(reward.split, context_key)  # only its context frames count
+
+    def sample(draw_key):
+      return experiment.objective.sample(
+        experiment.apply_fn(params), draw_key, context, mask, reward.sample_steps
+      )
+
+    score = functools.partial(physics.law_score, experiment.scene)
+    rollouts, best, scores = physics.best_of_n(sample, score, sample_key, reward.samples)
+    from_simulator = jnp.arange(config.batch_size) < num_simulated
+    scored = jnp.isfinite(best) & ~from_simulator
+    frames = jnp.where(from_simulator[:, None, None, None, None], simulated, rollouts)
+    loss_mask = jnp.where((from_simulator | scored)[:, None], mask, 1.0)
+    finite = jnp.isfinite(scores) & ~from_simulator
+    metrics = {  # rewards are minus the scores, over the rollouts that could be scored
+      "reward_best": -jnp.sum(jnp.where(scored, best, 0.0)) / jnp.maximum(scored.sum(), 1),
+      "reward_mean": -jnp.sum(jnp.where(finite, scores, 0.0)) / jnp.maximum(finite.sum(), 1),
+      "reward_scored": scored.sum() / jnp.maximum(config.batch_size - num_simulated, 1),
+    }
+    return jax.lax.stop_gradient(frames), loss_mask, metrics
 
   def train_step(state: TrainState, pool: sims.Pool | None, base_key: jax.Array):
     key = jax.random.fold_in(base_key, state["step"])
-    data_key, loss_key = jax.random.split(key)
-    frames = data.video_batch(
-      experiment.scene,
-      source if pool is None else pool,
-      data_key,
-      config.batch_size,
-      num_frames,
-      resolution,
-    )
-    frames = jax.lax.with_sharding_constraint(frames, batch_sharding)
+    data_key, loss_key, reward_key = jax.random.split(key, 3)
+    frames = experiment.video_batch(source if pool is None else pool, data_key)
+    loss_mask, reward_metrics = mask, {}
+    if reward.init_from:  # fine-tuning on the model's own most physical rollouts
+      frames, loss_mask, reward_metrics = reward_batch(state["params"], frames, reward_key)
 
     def loss_fn(params):
-      return experiment.objective.loss(experiment.apply_fn(params), loss_key, frames, mask)
+      return experiment.objective.loss(
+        experiment.apply_fn(params), loss_key, frames, loss_mask, regularizer
+      )
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt"], state["params"])
@@ -145,6 +218,7 @@ def make_train_step(
       "grad_norm": optax.tree.norm(grads),
       "learning_rate": schedule(state["step"]),
       **aux,
+      **reward_metrics,
     }
     new_state = {"step": state["step"] + 1, "params": params, "ema": ema, "opt": opt_state}
     return new_state, step_metrics
@@ -154,18 +228,16 @@ def make_train_step(
 
 def _save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes config.json; an earlier, different config is kept as config.<n>.json."""
-  path = os.path.join(workdir, "config.json")
+  path = outputs.path(workdir, "config.json")
   text = config.to_json_best_effort(indent=2, sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      if f.read() == text:
-        return
+  if path.exists():
+    if path.read_text() == text:
+      return
     index = 1
-    while os.path.exists(os.path.join(workdir, f"config.{index}.json")):
+    while outputs.path(workdir, f"config.{index}.json").exists():
       index += 1
-    os.rename(path, os.path.join(workdir, f"config.{index}.json"))
-  with open(path, "w") as f:
-    f.write(text)
+    path.rename(outputs.path(workdir, f"config.{index}.json"))
+  path.write_text(text)
 
 
 def _time_calls(fn, args, calls: int = 3) -> float:
@@ -178,24 +250,39 @@ def _time_calls(fn, args, calls: int = 3) -> float:
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks after each step."""
+  """Says when to save and stop because SIGTERM (a preemption notice) arrived.
+
+  One process: a SIGTERM handler sets a flag. Several processes: JAX's preemption service (started
+  by `jax.distributed.initialize`) catches the signal on whichever host gets it and picks one step
+  at which every host stops, so that all of them save the same checkpoint.
+  """
 
   def __init__(self):
     self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._multi_process = jax.process_count() > 1
+    if not self._multi_process:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
     logging.warning("SIGTERM received: saving a checkpoint and stopping")
     self.requested = True
 
+  def check(self, step: int) -> bool:
+    """Whether to stop after `step`; every process must call it after every step."""
+    if self._multi_process and multihost_utils.reached_preemption_sync_point(step):
+      logging.warning("preemption notice: every host saves step %d and stops", step)
+      self.requested = True
+    return self.requested
+
   def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
+    if not self._multi_process:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains, resuming from the newest good checkpoint in `workdir`; returns the final state."""
   # --- Setup --------------------------------------------------------------------------------
-  os.makedirs(workdir, exist_ok=True)
+  outputs.make_dirs(outputs.path(workdir))
   experiment = make_experiment(config)
   mesh = experiment.mesh
   if jax.process_index() == 0:
@@ -224,7 +311,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   )
   writer = metrics_lib.MetricWriter(workdir, config.num_steps, config.batch_size)
   restored = checkpoints.restore(checkpoint_lib.abstract_like(abstract_state, state_sharding))
-  if restored is None:
+  if restored is None and config.reward.init_from:
+    base_step, base = restore_params(experiment, config.reward.init_from)
+    logging.info("reward fine-tuning from step %d of %s", base_step, config.reward.init_from)
+    state = jax.jit(lambda p: init_state(experiment, tx, p), out_shardings=state_sharding)(base)
+  elif restored is None:
     state = jax.jit(lambda: init_state(experiment, tx), out_shardings=state_sharding)()
   else:
     step, state, _ = restored
@@ -232,26 +323,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     writer.event("resume", step=step)
 
   # --- The jitted step --------------------------------------------------------------------------
-  pool = jax.device_put(pool, replicated) if pool is not None else None
+  # Every process holds the same pool and key; jit makes them global replicated arrays once.
+  global_arrays = jax.jit(lambda *arrays: arrays, out_shardings=replicated)
+  pool, base_key = global_arrays(pool, jax.random.key(config.seed))
   step_fn = jax.jit(
     make_train_step(experiment, tx, schedule, source),
     in_shardings=(state_sharding, replicated, replicated),
     out_shardings=(state_sharding, replicated),
     donate_argnums=(0,),
   )
-  num_frames, resolution, _ = experiment.video_shape
-  data_fn = jax.jit(
-    lambda pool, key: data.video_batch(
-      experiment.scene,
-      source if pool is None else pool,
-      key,
-      config.batch_size,
-      num_frames,
-      resolution,
-    ),
-    out_shardings=sharding.batch_sharding(mesh),
-  )
-  base_key = jax.random.key(config.seed)
+  data_fn = jax.jit(lambda pool, key: experiment.video_batch(source if pool is None else pool, key))
 
   # --- Loop -----------------------------------------------------------------------------------
   preemption = _Preemption()
@@ -259,7 +340,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   data_seconds = None
   last_saved = step
   try:
-    while step < config.num_steps and not preemption.requested:
+    while step < config.num_steps and not preemption.check(step):
       state, step_metrics = step_fn(state, pool, base_key)
       step += 1
       if step % config.log_every_steps == 0 or step == config.num_steps:

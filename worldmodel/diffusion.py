@@ -24,6 +24,9 @@ from sims import check_choice
 
 ApplyFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 Metrics = dict[str, jax.Array]
+# A loss on the network's clean-frame estimate: (frames [B, T, H, W, C] in [0, 1], the context
+# frames exact, diffusion time [B] with 1 = pure noise) -> scalar.
+Regularizer = Callable[[jax.Array, jax.Array], jax.Array]
 
 OBJECTIVES = ("flow", "ddpm_v")
 FLOW_PREDICTIONS = ("velocity", "x")
@@ -60,6 +63,23 @@ def masked_mse(prediction: jax.Array, target: jax.Array, context_mask: jax.Array
   return squared.sum() / jnp.maximum(count, 1)
 
 
+def _regularize(
+  loss: jax.Array,
+  metrics: Metrics,
+  regularizer: Regularizer | None,
+  x0_estimate: jax.Array,
+  x: jax.Array,
+  context: jax.Array,
+  time: jax.Array,
+) -> tuple[jax.Array, Metrics]:
+  """Adds `regularizer` of the clean-frame estimate (context frames exact) to the loss."""
+  if regularizer is None:
+    return loss, metrics
+  estimate = (jnp.where(context, x, x0_estimate) + 1.0) / 2.0
+  penalty = regularizer(estimate, time)
+  return loss + penalty, {**metrics, "regularizer": penalty}
+
+
 def _finish_sample(x: jax.Array, context_frames: jax.Array, context: jax.Array) -> jax.Array:
   """Maps a data-space sample to [0, 1], with the given context frames copied exactly."""
   generated = jnp.clip((x + 1.0) / 2.0, 0.0, 1.0)
@@ -71,12 +91,18 @@ class Objective(abc.ABC):
 
   @abc.abstractmethod
   def loss(
-    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    frames: jax.Array,
+    context_mask: jax.Array,
+    regularizer: Regularizer | None = None,
   ) -> tuple[jax.Array, Metrics]:
     """Scalar loss and aux metrics for frames [B, T, H, W, C] in [0, 1].
 
     The loss is the MSE of the network output against the objective's target over non-context
-    frames. Metrics: "x0_mse", the same masked MSE of the implied clean-frame estimate.
+    frames, plus `regularizer` (e.g. a physics loss) of the implied clean-frame estimate.
+    Metrics: "x0_mse", the same masked MSE of that estimate, and "regularizer" when given.
     """
 
   @abc.abstractmethod
@@ -120,7 +146,12 @@ class RectifiedFlow(Objective):
     return self.time_shift * t / (1.0 + (self.time_shift - 1.0) * t)
 
   def loss(
-    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    frames: jax.Array,
+    context_mask: jax.Array,
+    regularizer: Regularizer | None = None,
   ) -> tuple[jax.Array, Metrics]:
     x = _to_data_space(frames)
     context = _frame_mask(context_mask)
@@ -138,7 +169,8 @@ class RectifiedFlow(Objective):
     else:
       target, x0_estimate = x, output
     loss = masked_mse(output, target, context_mask)
-    return loss, {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+    metrics = {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+    return _regularize(loss, metrics, regularizer, x0_estimate, x, context, t)
 
   def sample(
     self,
@@ -216,7 +248,12 @@ class VPredictionDDPM(Objective):
     return jnp.asarray(schedule, jnp.float32)
 
   def loss(
-    self, apply_fn: ApplyFn, key: jax.Array, frames: jax.Array, context_mask: jax.Array
+    self,
+    apply_fn: ApplyFn,
+    key: jax.Array,
+    frames: jax.Array,
+    context_mask: jax.Array,
+    regularizer: Regularizer | None = None,
   ) -> tuple[jax.Array, Metrics]:
     x = _to_data_space(frames)
     context = _frame_mask(context_mask)
@@ -230,7 +267,8 @@ class VPredictionDDPM(Objective):
     output = apply_fn(noisy, time, jnp.where(context, x, 0.0), context_mask)
     loss = masked_mse(output, signal * eps - sigma * x, context_mask)
     x0_estimate = signal * noisy - sigma * output
-    return loss, {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+    metrics = {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
+    return _regularize(loss, metrics, regularizer, x0_estimate, x, context, time)
 
   def sample(
     self,

@@ -33,7 +33,9 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   config.data = ml_collections.ConfigDict(dict(dataset_size=data, pool_seed=0))
   config.video = ml_collections.ConfigDict(dict(num_frames=32, context_frames=3, resolution=128))
   config.model = ml_collections.ConfigDict(
-    dict(size=size, patch_size=(2, 8, 8), attention="full", dtype="bfloat16")
+    # remat: recompute each block's activations in the backward pass (less memory, ~1/3 more
+    # compute); worth it at 128 x 128 x 32 (4096 tokens) on accelerators with little memory.
+    dict(size=size, patch_size=(2, 8, 8), attention="full", dtype="bfloat16", remat=False)
   )
   config.objective = ml_collections.ConfigDict(
     dict(name="flow", options=ml_collections.ConfigDict(dict(time_sampling="logit_normal")))
@@ -50,6 +52,14 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
       ema_decay=0.9999,
     )
   )
+  # weight of the law-residual loss on the clean-frame estimate (worldmodel.physics); 0 = off.
+  config.physics = ml_collections.ConfigDict(dict(weight=0.0))
+  # Reward fine-tuning (experiments/train.py): with init_from (the workdir of a trained run), train
+  # on the model's own best-of-`samples` rollouts of contexts simulated from `split`, ranked by
+  # the physics score; `simulator_fraction` of each batch stays the simulator's training frames.
+  config.reward = ml_collections.ConfigDict(
+    dict(init_from="", split="train", samples=4, sample_steps=8, simulator_fraction=0.5)
+  )
   config.batch_size = 256
   config.num_steps = 100_000
   config.log_every_steps = 100
@@ -62,6 +72,8 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
       grid_points=8,  # grid values per parameter and band (Scene.eval_params)
       num_cases=512,  # at most this many cases per split, thinned evenly from the grid
       sample_steps=32,
+      best_of=1,  # > 1: keep the most physical of this many rollouts (worldmodel.physics)
+      physics_score=False,  # fit the simulator to every rollout (experiments/physics_probe.py)
       batch_size=32,
       gif_scale=2,
       dataset="",  # DATA_DIR/NAME of a stored eval set (--mode=write_eval_set); "" simulates

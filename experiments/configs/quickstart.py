@@ -35,5 +35,6 @@ def get_config(arg: str | None = None):
     sample_steps=8,
     batch_size=16,
     gif_scale=4,
+    physics_score=True,
   )
   return config

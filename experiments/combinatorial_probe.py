@@ -1,0 +1,129 @@
+"""The study's combinatorial probe (its Table 2): video quality and abnormal rate per split.
+
+Each split's generated videos are scored against the simulator's ground truth with the study's
+metrics (`video_metrics`: FVD on I3D logits, SSIM, PSNR, LPIPS) and the automatic abnormal rate
+(`abnormal`: objects parsed by colour, flagged where they vanish, appear, change shape, pass
+through each other, where static objects move, or the red ball leaves the simulator's path).
+PSNR, SSIM and LPIPS are reported over all frames, the study's convention (the copied context
+frame scores the study's 100 dB cap, SSIM 1, LPIPS 0), and over the generated frames alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments import abnormal, video_metrics
+
+FRAME_METRICS = ("psnr", "ssim", "lpips")
+# The study's Table 2, (model size, training templates) -> split -> metric; phyworld-facts.md 5.3.
+STUDY_TABLE = {
+  ("XL", "6"): {
+    "in_template": dict(fvd=18.2, ssim=0.973, psnr=32.8, lpips=0.028, abnormal=0.03),
+    "out_of_template": dict(fvd=22.1, ssim=0.943, psnr=25.5, lpips=0.082, abnormal=0.67),
+  },
+  ("XL", "30"): {
+    "in_template": dict(fvd=19.5, ssim=0.973, psnr=32.7, lpips=0.028, abnormal=0.03),
+    "out_of_template": dict(fvd=19.7, ssim=0.950, psnr=27.1, lpips=0.065, abnormal=0.18),
+  },
+  ("XL", "60"): {
+    "in_template": dict(fvd=17.6, ssim=0.972, psnr=32.4, lpips=0.030, abnormal=0.02),
+    "out_of_template": dict(fvd=18.7, ssim=0.951, psnr=27.3, lpips=0.062, abnormal=0.10),
+  },
+  ("B", "60"): {
+    "in_template": dict(fvd=18.4, ssim=0.967, psnr=30.9, lpips=0.035, abnormal=0.03),
+    "out_of_template": dict(fvd=21.4, ssim=0.949, psnr=27.0, lpips=0.066, abnormal=0.24),
+  },
+}
+
+
+class SplitScores:
+  """Accumulates one split's scores batch by batch (memory: one batch of videos)."""
+
+  def __init__(self, metrics: tuple[str, ...], context_frames: int, batch_size: int):
+    self.context_frames = context_frames
+    self._metrics = video_metrics.Accumulator(metrics, batch_size)
+    self._flags: list[dict[str, np.ndarray]] = []
+    self._templates: list[np.ndarray] = []
+
+  def add(self, truth: np.ndarray, generated: np.ndarray, templates: np.ndarray) -> None:
+    """Scores generated videos against ground truth, [n, T, H, W, 3] in [0, 1], of templates [n]."""
+    generated = np.clip(generated, 0.0, 1.0)
+    self._metrics.add(truth, generated)
+    self._flags.append(abnormal.abnormal(truth, generated, self.context_frames))
+    self._templates.append(np.asarray(templates))
+
+  def per_video(self) -> dict[str, np.ndarray]:
+    """Per-video scores [n]: template, each frame metric, each abnormal flag and measure."""
+    scores = self._metrics.result()
+    per_video = {"template": np.concatenate(self._templates)}
+    for name in FRAME_METRICS:
+      if name in scores:
+        per_video[name] = scores[f"{name}_per_video"]
+    for flag in self._flags[0]:
+      per_video[flag] = np.concatenate([flags[flag] for flags in self._flags])
+    return per_video
+
+  def summary(self) -> dict[str, float]:
+    """The split's numbers: metrics over all and over generated frames, abnormal rates, count."""
+    scores = self._metrics.result()
+    per_video = self.per_video()
+    summary: dict[str, float] = {"cases": len(per_video["template"])}
+    if "fvd" in scores:
+      summary["fvd"] = scores["fvd"]
+    for name in FRAME_METRICS:
+      if name in scores:
+        summary[name] = scores[name]
+        summary[f"{name}_generated"] = float(
+          scores[f"{name}_per_frame"][self.context_frames :].mean()
+        )
+    for flag, rate in abnormal.abnormal_rate(per_video).items():
+      summary[f"{flag}_rate"] = rate
+    return summary
+
+  def per_template(self) -> dict[int, dict[str, float]]:
+    """Abnormal rate and frame metrics per template id."""
+    per_video = self.per_video()
+    table = {}
+    for template in np.unique(per_video["template"]):
+      rows = per_video["template"] == template
+      table[int(template)] = {
+        "cases": int(rows.sum()),
+        "abnormal_rate": float(per_video["abnormal"][rows].mean()),
+        **{
+          name: float(per_video[name][rows].mean()) for name in FRAME_METRICS if name in per_video
+        },
+      }
+    return table
+
+
+def study_rows(size: str, templates: str) -> dict[str, dict[str, float]] | None:
+  """The study's Table 2 numbers for a model size and template subset, where it has them."""
+  return STUDY_TABLE.get((size, templates))
+
+
+def _cell(summary: dict[str, float], metric: str) -> str:
+  value = summary.get(metric)
+  if value is None:
+    return "-"
+  return f"{100 * value:.0f}%" if metric == "abnormal" else f"{value:.3f}"
+
+
+def table_lines(
+  summaries: dict[str, dict[str, float]], study: dict[str, dict[str, float]] | None, label: str
+) -> list[str]:
+  """Markdown rows in the study's Table 2 layout: each cell is in-template / out-of-template."""
+  splits = ("in_template", "out_of_template")
+  metrics = ("fvd", "ssim", "psnr", "lpips", "abnormal")
+  lines = [
+    "| model | FVD ↓ | SSIM ↑ | PSNR ↑ | LPIPS ↓ | abnormal ↓ |",
+    "|---|---|---|---|---|---|",
+  ]
+  rows = [(label, {s: {**v, "abnormal": v.get("abnormal_rate")} for s, v in summaries.items()})]
+  if study is not None:
+    rows.append(("the study", study))
+  for name, numbers in rows:
+    cells = [
+      " / ".join(_cell(numbers.get(split, {}), metric) for split in splits) for metric in metrics
+    ]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return lines
