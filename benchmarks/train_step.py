@@ -55,6 +55,7 @@ def benchmark_size(args: argparse.Namespace, size: str) -> dict:
   config.video.update(num_frames=args.frames, resolution=args.resolution)
   config.model.update(patch_size=tuple(args.patch), attention=args.attention, dtype=args.dtype)
   config.batch_size = args.batch
+  config.physics.weight = args.physics_weight
   experiment = train.make_experiment(config)
   tx, schedule = train.make_optimizer(config)
   abstract = jax.eval_shape(lambda: train.init_state(experiment, tx))
@@ -111,6 +112,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--dtype", default="bfloat16")
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--steps", type=int, default=5, help="timed steps (median is reported)")
+  parser.add_argument(
+    "--physics_weight", type=float, default=0.0, help="weight of the law loss (0: off)"
+  )
   args = parser.parse_args(argv)
   args.patch = [int(p) for p in args.patch.split(",")]
   return args

@@ -47,10 +47,12 @@ def test_config_arguments():
     64,
   )
   assert tuple(config.model.patch_size) == (2, 8, 8)
+  assert (config.batch_size, config.model.dtype, config.num_steps) == (16, "float32", 300)
   assert tuple(config.eval.splits) == ("in_template", "out_of_template")
   study = combinatorial.get_config()
   assert (study.video.resolution, study.video.num_frames, study.model.size) == (256, 32, "B")
   assert tuple(study.model.patch_size) == (2, 16, 16)  # 4096 tokens
+  assert (study.batch_size, study.model.dtype, study.eval.num_cases) == (256, "bfloat16", 500)
   with pytest.raises(ValueError, match=r"unknown templates '7'; valid: 6, 30, 60"):
     combinatorial.get_config("templates=7")
   with pytest.raises(ValueError, match=r"unknown config argument 'data'"):
