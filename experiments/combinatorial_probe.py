@@ -44,6 +44,7 @@ class SplitScores:
     self._metrics = video_metrics.Accumulator(metrics, batch_size)
     self._flags: list[dict[str, np.ndarray]] = []
     self._templates: list[np.ndarray] = []
+    self._scores: dict[str, float | np.ndarray] | None = None  # metrics of the videos so far
 
   def add(self, truth: np.ndarray, generated: np.ndarray, templates: np.ndarray) -> None:
     """Scores generated videos against ground truth, [n, T, H, W, 3] in [0, 1], of templates [n]."""
@@ -51,10 +52,17 @@ class SplitScores:
     self._metrics.add(truth, generated)
     self._flags.append(abnormal.abnormal(truth, generated, self.context_frames))
     self._templates.append(np.asarray(templates))
+    self._scores = None
+
+  def _metric_scores(self) -> dict[str, float | np.ndarray]:
+    """The accumulated metrics (FVD's Frechet distance included), computed once per state."""
+    if self._scores is None:
+      self._scores = self._metrics.result()
+    return self._scores
 
   def per_video(self) -> dict[str, np.ndarray]:
     """Per-video scores [n]: template, each frame metric, each abnormal flag and measure."""
-    scores = self._metrics.result()
+    scores = self._metric_scores()
     per_video = {"template": np.concatenate(self._templates)}
     for name in FRAME_METRICS:
       if name in scores:
@@ -65,7 +73,7 @@ class SplitScores:
 
   def summary(self) -> dict[str, float]:
     """The split's numbers: metrics over all and over generated frames, abnormal rates, count."""
-    scores = self._metrics.result()
+    scores = self._metric_scores()
     per_video = self.per_video()
     summary: dict[str, float] = {"cases": len(per_video["template"])}
     if "fvd" in scores:

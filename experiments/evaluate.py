@@ -133,10 +133,11 @@ def to_8bit(frames: jax.Array) -> jax.Array:
   return jnp.round(frames * 255.0) / 255.0
 
 
-def simulated_split(experiment: train.Experiment, split: str) -> tuple[sims.Trajectory, Any]:
-  """A split's cases simulated now: the trajectory and a `frames(index)` renderer."""
+def simulated_split(experiment: train.Experiment, cases: Any) -> tuple[Any, Any]:
+  """Initial states (e.g. `eval_cases`) simulated now: the trajectory and a `frames(index)`
+  renderer of 8-bit frames."""
   config = experiment.config
-  traj = experiment.scene.rollout(eval_cases(experiment, split), config.video.num_frames)
+  traj = experiment.scene.rollout(cases, config.video.num_frames)
 
   def frames(index: np.ndarray) -> jax.Array:
     chunk = jax.tree.map(lambda x: x[index], traj)
@@ -222,16 +223,12 @@ def evaluate_combinatorial_split(
   config = experiment.config
   cases = eval_cases(experiment, split)
   templates = np.asarray(cases.template)
-  traj = experiment.scene.rollout(cases, config.video.num_frames)
-
-  def frames(index: np.ndarray) -> jax.Array:
-    return to_8bit(sims.render(jax.tree.map(lambda x: x[index], traj), config.video.resolution))
-
   scores = combinatorial_probe.SplitScores(
     tuple(config.eval.metrics), config.video.context_frames, config.eval.batch_size
   )
   extremes = _Extremes()
-  for index, _, truth, prediction in rollouts(experiment, params, split, predict, (traj, frames)):
+  simulated = simulated_split(experiment, cases)
+  for index, _, truth, prediction in rollouts(experiment, params, split, predict, simulated):
     truth, prediction = np.asarray(truth[: len(index)]), np.asarray(prediction[: len(index)])
     scores.add(truth, prediction, templates[index])
     if index[0] == 0:
@@ -253,7 +250,7 @@ def write_eval_set(config: ml_collections.ConfigDict, data_dir: str) -> str:
   _check_ball_scene(experiment, "--mode=write_eval_set")
   splits = {}
   for split in config.eval.splits:
-    traj, frames = simulated_split(experiment, split)
+    traj, frames = simulated_split(experiment, eval_cases(experiment, split))
     count = traj.radius.shape[0]
     chunks = [
       np.asarray(frames(np.arange(start, min(start + config.eval.batch_size, count))))
@@ -365,7 +362,11 @@ def _evaluate_laws(
   stored = _stored_splits(config) if config.eval.dataset else None
   summary, per_case, figures = {}, {}, {}
   for split in config.eval.splits:
-    cases = stored_split(stored[split]) if stored else simulated_split(experiment, split)
+    cases = (
+      stored_split(stored[split])
+      if stored
+      else simulated_split(experiment, eval_cases(experiment, split))
+    )
     errors, frame_mse, extremes, strip, physics_scores = evaluate_split(
       experiment, params, split, predict, cases
     )

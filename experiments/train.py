@@ -86,6 +86,10 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
   scene = sims.make(config.task, **config.scene_options)
   if config.physics.weight:
     physics.law_regularizer(scene, config.physics.weight)  # a one-line error for a bad setting
+  if config.eval.best_of < 1:
+    raise ValueError(f"eval.best_of={config.eval.best_of} must be >= 1")
+  if config.reward.init_from or config.eval.best_of > 1:
+    physics.check_law_scene(scene)
   if config.reward.init_from:
     if config.reward.samples < 2:
       raise ValueError(f"reward.samples={config.reward.samples} must be >= 2 (best of n)")
@@ -94,7 +98,6 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
       raise ValueError(
         f"reward.simulator_fraction={config.reward.simulator_fraction} must be in [0, 1)"
       )
-    physics.law_score(scene, jnp.zeros((1, 3, 8, 8, 3)))  # a one-line error for a bad scene
   objective = diffusion.make_objective(config.objective.name, **config.objective.options)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -169,29 +172,30 @@ def make_train_step(
     """Frames and loss mask for reward fine-tuning, and its metrics.
 
     The first `num_simulated` examples keep the simulator's frames; the others are the model's
-    best-of-n rollouts of contexts from `reward.split` by the physics score. Rollouts that could
-    not be scored at all (no ball measurable in any draw) are left out of the loss by marking
-    all their frames as context.
+    best-of-n rollouts of contexts from `reward.split` by the physics score (only those are
+    sampled). Rollouts that could not be scored at all (no ball measurable in any draw) are left
+    out of the loss by marking all their frames as context.
     """
     context_key, sample_key = jax.random.split(key)
-    context = experiment.video_batch(reward.split, context_key)  # only its context frames count
+    context = experiment.video_batch(reward.split, context_key)[num_simulated:]
+    rollout_mask = mask[num_simulated:]
 
     def sample(draw_key):
       return experiment.objective.sample(
-        experiment.apply_fn(params), draw_key, context, mask, reward.sample_steps
+        experiment.apply_fn(params), draw_key, context, rollout_mask, reward.sample_steps
       )
 
     score = functools.partial(physics.law_score, experiment.scene)
     rollouts, best, scores = physics.best_of_n(sample, score, sample_key, reward.samples)
-    from_simulator = jnp.arange(config.batch_size) < num_simulated
-    scored = jnp.isfinite(best) & ~from_simulator
-    frames = jnp.where(from_simulator[:, None, None, None, None], simulated, rollouts)
-    loss_mask = jnp.where((from_simulator | scored)[:, None], mask, 1.0)
-    finite = jnp.isfinite(scores) & ~from_simulator
+    scored, finite = jnp.isfinite(best), jnp.isfinite(scores)
+    frames = jnp.concatenate([simulated[:num_simulated], rollouts])
+    loss_mask = jnp.concatenate(
+      [mask[:num_simulated], jnp.where(scored[:, None], rollout_mask, 1.0)]
+    )
     metrics = {  # rewards are minus the scores, over the rollouts that could be scored
       "reward_best": -jnp.sum(jnp.where(scored, best, 0.0)) / jnp.maximum(scored.sum(), 1),
       "reward_mean": -jnp.sum(jnp.where(finite, scores, 0.0)) / jnp.maximum(finite.sum(), 1),
-      "reward_scored": scored.sum() / jnp.maximum(config.batch_size - num_simulated, 1),
+      "reward_scored": jnp.mean(scored),
     }
     return jax.lax.stop_gradient(frames), loss_mask, metrics
 

@@ -8,6 +8,7 @@ import runs
 
 import sims
 from experiments import physics_probe, train
+from experiments.configs import combinatorial
 from worldmodel import diffusion, physics
 
 RES, FRAMES = 32, 8
@@ -153,3 +154,14 @@ def test_physics_probe_scores_the_truth_as_physical_and_a_frozen_ball_as_not(uni
   assert np.all(stopped["trajectory"] > stopped["trajectory_floor"] + 0.02)
   summary = physics_probe.summarize({"x": np.asarray([1.0, np.nan, 3.0]), "y": np.full(2, np.nan)})
   assert summary["x"] == 2.0 and np.isnan(summary["y"])
+
+
+def test_best_of_settings_are_checked_up_front():
+  bad = runs.micro_config()
+  bad.eval.best_of = 0
+  with pytest.raises(ValueError, match=r"eval.best_of=0 must be >= 1"):
+    train.make_experiment(bad)
+  phyre_run = combinatorial.get_config("templates=6,size=micro,resolution=32,frames=4")
+  phyre_run.eval.best_of = 2
+  with pytest.raises(ValueError, match=r"scene for a physics loss or score.*'phyre'"):
+    train.make_experiment(phyre_run)

@@ -25,7 +25,8 @@ import sims
 from worldmodel.diffusion import Regularizer
 
 
-def _check_law_scene(scene: sims.Scene) -> None:
+def check_law_scene(scene: sims.Scene) -> None:
+  """A one-line ValueError unless the scene has law residuals (a ball scene of `sims.laws`)."""
   sims.check_choice("scene for a physics loss or score", scene.name, tuple(sims.laws.LAWS))
 
 
@@ -33,7 +34,7 @@ def law_regularizer(scene: sims.Scene, weight: float) -> Regularizer:
   """`weight` x the time-weighted mean law residual of the videos where it can be measured."""
   if weight < 0:
     raise ValueError(f"physics weight must be >= 0, got {weight}")
-  _check_law_scene(scene)
+  check_law_scene(scene)
 
   def regularize(frames: jax.Array, time: jax.Array) -> jax.Array:
     per_video, measured = sims.laws.loss_per_video(scene, frames)
@@ -45,7 +46,7 @@ def law_regularizer(scene: sims.Scene, weight: float) -> Regularizer:
 
 def law_score(scene: sims.Scene, frames: jax.Array) -> jax.Array:
   """Per-video sum of the law residuals [B] of frames [B, T, H, W, 3]; +inf if unmeasured."""
-  _check_law_scene(scene)
+  check_law_scene(scene)
   per_video, measured = sims.laws.loss_per_video(scene, frames)
   return jnp.where(measured, per_video, jnp.inf)
 
