@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import signal
 import time
@@ -23,10 +24,10 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 import sims
+from experiments import baselines, outputs, video_metrics
 from experiments import metrics as metrics_lib
-from experiments import outputs
 from worldmodel import checkpoint as checkpoint_lib
-from worldmodel import data, diffusion, dit, physics, sharding
+from worldmodel import data, diffusion, dit, physics, sharding, video_cache
 
 TrainState = dict[str, Any]  # {"step", "params", "ema", "opt"}
 
@@ -54,6 +55,13 @@ class Experiment:
     video = self.config.video
     return data.context_mask(batch_size, video.num_frames, video.context_frames)
 
+  def training_batch(self, source: sims.Pool | str, data_input: Any, key: jax.Array) -> jax.Array:
+    """The training frames of a step's data key: drawn from the video cache (`data.cache`, then
+    `data_input` is the cache) or simulated from the source (`data_input`: its Pool or None)."""
+    if self.config.data.cache:
+      return video_cache.draw(data_input, key, self.config.batch_size)
+    return self.video_batch(source if data_input is None else data_input, key)
+
   def video_batch(self, source: sims.Pool | str, key: jax.Array) -> jax.Array:
     """A training batch sharded over the mesh, each device simulating its own examples."""
     num_frames, resolution, _ = self.video_shape
@@ -77,20 +85,22 @@ def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
 
 
 def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
-  """Validates the config and builds the scene, objective, model structure and mesh."""
+  """Validates the config and builds the scene, objective, model structure and mesh.
+
+  Every setting, the evaluation's included, is checked here, so that a bad one stops a run
+  before it trains or writes anything.
+  """
   video = config.video
   if not 0 < video.context_frames < video.num_frames:
     raise ValueError(
       f"video.context_frames={video.context_frames} must be in [1, {video.num_frames - 1}]"
     )
-  scene = sims.make(config.task, **config.scene_options)
+  scene = sims.make(config.task, num_frames=video.num_frames, **config.scene_options)
+  data.check_dataset_size(scene, config.data.dataset_size)
   if config.physics.weight:
     physics.law_regularizer(scene, config.physics.weight)  # a one-line error for a bad setting
-  if config.eval.best_of < 1:
-    raise ValueError(f"eval.best_of={config.eval.best_of} must be >= 1")
-  if config.reward.init_from or config.eval.best_of > 1:
-    physics.check_law_scene(scene)
   if config.reward.init_from:
+    physics.check_law_scene(scene)
     if config.reward.samples < 2:
       raise ValueError(f"reward.samples={config.reward.samples} must be >= 2 (best of n)")
     scene.check_split(config.reward.split)
@@ -98,12 +108,70 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
       raise ValueError(
         f"reward.simulator_fraction={config.reward.simulator_fraction} must be in [0, 1)"
       )
-  objective = diffusion.make_objective(config.objective.name, **config.objective.options)
+  check_eval_settings(config, scene)
+  name = sims.check_choice("objective.name", config.objective.name, diffusion.OBJECTIVES)
+  objective = diffusion.make_objective(name, **config.objective[name])
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
   if config.batch_size % mesh.size:
     raise ValueError(f"batch_size={config.batch_size} must divide over {mesh.size} devices")
+  if config.data.cache:
+    video_cache.check_cache(
+      config.data.cache, config.batch_size, video.num_frames, video.resolution, mesh
+    )
   return Experiment(config, scene, objective, graphdef, mesh)
+
+
+EVAL_COUNTS = ("grid_points", "num_cases", "sample_steps", "best_of", "batch_size", "gif_scale")
+
+
+def check_eval_settings(config: ml_collections.ConfigDict, scene: sims.Scene) -> None:
+  """A one-line ValueError for the first bad `eval.*` setting: split, metric, count or eval set."""
+  settings = config.eval
+  if not settings.splits:
+    raise ValueError(f"eval.splits is empty; valid: {', '.join(scene.splits)}")
+  for split in settings.splits:
+    scene.check_split(split)
+  for name in settings.get("metrics", ()):
+    sims.check_choice("eval.metrics entry", name, video_metrics.METRICS)
+  baselines.check(scene, settings.baselines)
+  for name in EVAL_COUNTS:
+    if settings[name] < 1:
+      raise ValueError(f"eval.{name}={settings[name]} must be >= 1")
+  if settings.best_of > 1 or settings.physics_score:
+    physics.check_law_scene(scene)
+  if settings.dataset:
+    sims.check_choice("scene for eval.dataset", scene.name, tuple(sims.laws.LAWS))
+    check_eval_set(config)
+
+
+def check_eval_set(config: ml_collections.ConfigDict) -> None:
+  """A one-line ValueError unless `eval.dataset` is an eval set with every split of
+  `eval.splits`, made for the config's task, resolution and clip length."""
+  import tensorflow_datasets as tfds  # loaded only by runs that read a stored eval set
+
+  from experiments import eval_sets
+
+  path = config.eval.dataset
+  version_dir = os.path.join(path, eval_sets.DATASET_VERSION)
+  if not os.path.exists(os.path.join(version_dir, "dataset_info.json")):
+    raise ValueError(
+      f"eval.dataset={path!r} is not an eval set (write one with --mode=write_eval_set)"
+    )
+  info = tfds.builder_from_directory(version_dir).info
+  for split in config.eval.splits:
+    sims.check_choice(f"split of eval set {path!r}", split, tuple(info.splits))
+  metadata = dict(info.metadata or {})
+  expected = {
+    "task": config.task,
+    "resolution": config.video.resolution,
+    "num_frames": config.video.num_frames,
+  }
+  for field, value in expected.items():
+    if metadata.get(field) != value:
+      raise ValueError(
+        f"eval set {path} has {field}={metadata.get(field)!r}; the config has {value!r}"
+      )
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, Any]:
@@ -146,6 +214,11 @@ def restore_params(experiment: Experiment, workdir: str) -> tuple[int, nnx.State
   return step, state["ema"]
 
 
+def step_keys(base_key: jax.Array, step: int | jax.Array) -> jax.Array:
+  """A step's data, loss and reward keys."""
+  return jax.random.split(jax.random.fold_in(base_key, step), 3)
+
+
 def make_train_step(
   experiment: Experiment,
   tx: optax.GradientTransformation,
@@ -154,8 +227,9 @@ def make_train_step(
 ):
   """The pure update: simulate and render a batch, take one optimizer step, update the EMA.
 
-  The returned `train_step(state, pool, base_key)` takes the Pool as an argument (so a 3M-entry
-  pool is an input buffer, not a compile-time constant); with a named split, pool is None.
+  The returned `train_step(state, data_input, base_key)` takes the Pool (or, with
+  `data.cache`, the video cache) as an argument, so that a 3M-entry pool is an input buffer, not
+  a compile-time constant; with a named split and no cache, data_input is None.
   """
   config = experiment.config
   mask = experiment.context_mask(config.batch_size)
@@ -199,10 +273,9 @@ def make_train_step(
     }
     return jax.lax.stop_gradient(frames), loss_mask, metrics
 
-  def train_step(state: TrainState, pool: sims.Pool | None, base_key: jax.Array):
-    key = jax.random.fold_in(base_key, state["step"])
-    data_key, loss_key, reward_key = jax.random.split(key, 3)
-    frames = experiment.video_batch(source if pool is None else pool, data_key)
+  def train_step(state: TrainState, data_input: Any, base_key: jax.Array):
+    data_key, loss_key, reward_key = step_keys(base_key, state["step"])
+    frames = experiment.training_batch(source, data_input, data_key)
     loss_mask, reward_metrics = mask, {}
     if reward.init_from:  # fine-tuning on the model's own most physical rollouts
       frames, loss_mask, reward_metrics = reward_batch(state["params"], frames, reward_key)
@@ -286,8 +359,8 @@ class _Preemption:
 def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains, resuming from the newest good checkpoint in `workdir`; returns the final state."""
   # --- Setup --------------------------------------------------------------------------------
+  experiment = make_experiment(config)  # first: a bad config leaves no workdir behind
   outputs.make_dirs(outputs.path(workdir))
-  experiment = make_experiment(config)
   mesh = experiment.mesh
   if jax.process_index() == 0:
     _save_config(config, workdir)
@@ -330,13 +403,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Every process holds the same pool and key; jit makes them global replicated arrays once.
   global_arrays = jax.jit(lambda *arrays: arrays, out_shardings=replicated)
   pool, base_key = global_arrays(pool, jax.random.key(config.seed))
+  data_input = pool
+  if config.data.cache:
+    data_input = _build_video_cache(experiment, source, pool, base_key)
   step_fn = jax.jit(
     make_train_step(experiment, tx, schedule, source),
-    in_shardings=(state_sharding, replicated, replicated),
+    in_shardings=(state_sharding, None, replicated),  # the data input keeps its own sharding
     out_shardings=(state_sharding, replicated),
     donate_argnums=(0,),
   )
-  data_fn = jax.jit(lambda pool, key: experiment.video_batch(source if pool is None else pool, key))
+  data_fn = jax.jit(functools.partial(experiment.training_batch, source))
 
   # --- Loop -----------------------------------------------------------------------------------
   preemption = _Preemption()
@@ -345,19 +421,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   last_saved = step
   try:
     while step < config.num_steps and not preemption.check(step):
-      state, step_metrics = step_fn(state, pool, base_key)
+      state, step_metrics = step_fn(state, data_input, base_key)
       step += 1
-      if step % config.log_every_steps == 0 or step == config.num_steps:
-        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-        if not all(map(_finite, values.values())):
-          raise FloatingPointError(f"non-finite metrics at step {step}: {values}")
+      logged = step % config.log_every_steps == 0 or step == config.num_steps
+      saved = step % config.checkpoint_every_steps == 0
+      if logged or saved:  # a non-finite state is never logged as good or saved
+        values = finite_metrics(step, step_metrics)
+      if logged:
         if data_seconds is None:  # the data generation alone, timed once after compiling
-          data_seconds = _time_calls(data_fn, (pool, base_key))
+          data_seconds = _time_calls(data_fn, (data_input, base_key))
         writer.write(step, values, data_seconds=data_seconds)
-      if step % config.checkpoint_every_steps == 0:
+      if saved:
         checkpoints.save(step, state, metadata={"step": step})
         last_saved = step
     if step != last_saved:
+      finite_metrics(step, step_metrics)
       checkpoints.save(step, state, metadata={"step": step}, force=True)
     checkpoints.wait()
   finally:
@@ -369,5 +447,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   return state
 
 
-def _finite(value: float) -> bool:
-  return value == value and abs(value) != float("inf")
+def _build_video_cache(
+  experiment: Experiment, source: sims.Pool | str, pool: sims.Pool | None, base_key: jax.Array
+) -> jax.Array:
+  """The `data.cache` videos: the streaming run's first batches, simulated once."""
+  config = experiment.config
+  start = time.perf_counter()
+  batch_fn = jax.jit(
+    lambda pool, step: experiment.video_batch(
+      source if pool is None else pool, step_keys(base_key, step)[0]
+    )
+  )
+  cache = video_cache.build_cache(
+    functools.partial(batch_fn, pool), config.data.cache, config.batch_size, experiment.mesh
+  )
+  cache.block_until_ready()
+  logging.info(
+    "video cache: %d videos, %.1f MiB per device, simulated in %.0f s",
+    config.data.cache,
+    cache.nbytes / experiment.mesh.size / 2**20,
+    time.perf_counter() - start,
+  )
+  return cache
+
+
+def finite_metrics(step: int, step_metrics: dict[str, jax.Array]) -> dict[str, float]:
+  """The step's metrics as floats; a FloatingPointError if any (the loss, say) is not finite."""
+  values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+  if not all(math.isfinite(value) for value in values.values()):
+    raise FloatingPointError(
+      f"non-finite metrics at step {step}: {values}; stopped without saving this state"
+    )
+  return values

@@ -1,16 +1,23 @@
 """The study's velocity-error probe: parse balls out of generated frames and compare velocities.
 
-For each evaluation case the model generates the frames after the context; the study's hard
-colour-threshold parser finds each ball, forward differences give its velocity, and the error is
-taken against the simulator's exact velocity over the frame pairs that count:
+For each evaluation case the model generates the frames after the context, a parser finds each
+ball in every frame, forward differences give its velocity, and the error is taken against the
+simulator's. The same scoring of the ground-truth frames gives the floor, reported beside every
+number. Two scorings sit side by side:
 
-- pairs (t, t + 1) with t at or after the first generated frame,
-- in which the true ball is fully in view in both frames,
-- for collisions, only pairs after the contact (the study scores post-collision motion).
-
-Two aggregates per video, both averaged over balls: the paper's mean over pairs of |v - v_true|
-("velocity_error") and its code's |mean v - mean v_true| ("velocity_error_mean_then_abs"). The
-same parser run on the ground-truth frames gives the floor, reported beside every number.
+- The study's code (`id_ood_data/evaluate.py`), reproduced to float32 rounding; the one comparable
+  with its published numbers (Figure 3, its ground-truth floors). `study_parse` reads 8-bit
+  frames on the study's pixel grid; frames count from index 3 on where the true ball is fully
+  in view (for collisions, one mask for both balls: the left ball's left edge and the right
+  ball's right edge, x only), the kept frames are differenced as one sequence, and a video's
+  error is |mean v_x - mean v_x,true| (x only), for collisions over the pairs after the first
+  true velocity jump of more than 0.1 and averaged over both balls. Split means skip videos
+  without such pairs and those with the radii its code skipped ("disappearing balls").
+- Ours: the per-ball, 2-D version. Pairs (t, t + 1) count from the first generated frame where
+  that ball is fully in view in both frames (after the contact time for collisions); the
+  parser reads pixel centres, unrounded. Per video, averaged over balls: the paper's formula,
+  the mean over pairs of |v - v_true| ("velocity_error"), and |mean v - mean v_true|
+  ("velocity_error_mean_then_abs").
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ from sims import parsing, physics
 
 # The study's evaluator skipped balls it considered too small to parse ("disappearing balls").
 STUDY_MIN_RADIUS = {"uniform_motion": 0.6, "parabola": 0.6, "collision": 0.5}
+# Its code scores frames from index 3 on (CONDITION_FRAMES - 1) ...
+STUDY_FIRST_FRAME = 3
+# ... places the collision after the first pair whose true x velocity changes by more than this,
+STUDY_COLLISION_JUMP = 0.1
+# ... and reads videos its renderer drew at 256 x 256 on a linspace grid (`parsing.study_parse`).
+STUDY_RENDER_WIDTH = 256
 
 
 @dataclasses.dataclass
@@ -38,6 +51,8 @@ class CaseErrors:
   velocity_error_mean_then_abs: np.ndarray
   floor: np.ndarray
   floor_mean_then_abs: np.ndarray
+  velocity_error_study: np.ndarray
+  floor_study: np.ndarray
 
   def _arrays(self) -> list[np.ndarray]:
     return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -88,6 +103,59 @@ def velocity_errors(
   return over_balls(abs_then_mean), over_balls(mean_then_abs)
 
 
+def study_frames(position: np.ndarray, radius: np.ndarray, collision: bool) -> np.ndarray:
+  """[n, T] the frames the study's code scores, from true centres [n, T, K, 2] and radii [n, K].
+
+  Frames from STUDY_FIRST_FRAME on where the ball is fully in view; for collisions, where the
+  left ball (0) has x - r >= 0 and the right ball (1) has x + r <= 10.
+  """
+  position, radius = np.asarray(position), np.asarray(radius)
+  if collision:
+    left_edge = position[:, :, 0, 0] - radius[:, None, 0]
+    right_edge = position[:, :, 1, 0] + radius[:, None, 1]
+    in_view = (left_edge >= 0) & (right_edge <= sims.WORLD_SIZE)
+  else:
+    in_view = np.asarray(parsing.fully_in_view(position, radius)).all(-1)
+  return in_view & (np.arange(position.shape[1]) >= STUDY_FIRST_FRAME)
+
+
+def study_errors(
+  true_x: np.ndarray, parsed_x: np.ndarray, frames: np.ndarray, collision: bool
+) -> np.ndarray:
+  """The study's per-video velocity errors [n] (NaN where no frame pair counts).
+
+  true_x, parsed_x: [n, T, K] x centres; frames: [n, T] (`study_frames`). The kept frames are
+  differenced as one sequence. One ball: |mean v_x - mean v_x,true| over all their pairs (its
+  code compares with the launch speed, which every true pair equals). Collisions: the same per
+  ball over the pairs after the collision pair, averaged over the balls.
+  """
+  true_x, parsed_x = np.asarray(true_x, np.float64), np.asarray(parsed_x, np.float64)
+  return np.array(
+    [
+      _study_error(truth[kept], parsed[kept], collision)
+      for truth, parsed, kept in zip(true_x, parsed_x, np.asarray(frames), strict=True)
+    ]
+  )
+
+
+def _study_error(true_x: np.ndarray, parsed_x: np.ndarray, collision: bool) -> float:
+  """One video's error from the x centres [m, K] of its kept frames."""
+  true_v = np.diff(true_x, axis=0) / sims.FRAME_DT
+  parsed_v = np.diff(parsed_x, axis=0) / sims.FRAME_DT
+  start = collision_pair(true_v) + 1 if collision else 0
+  if start >= len(true_v):
+    return float("nan")
+  gap = parsed_v[start:].mean(0) - true_v[start:].mean(0)
+  return float(np.abs(gap).mean())
+
+
+def collision_pair(true_v: np.ndarray) -> int:
+  """The study's collision index: the first pair i >= 1 whose true x velocity [m, K] differs
+  from pair i - 1's by more than STUDY_COLLISION_JUMP for either ball, else the last pair."""
+  jumps = (np.abs(np.diff(true_v, axis=0)) > STUDY_COLLISION_JUMP).any(-1)
+  return int(np.argmax(jumps)) + 1 if jumps.any() else len(true_v) - 1
+
+
 def case_errors(
   scene: sims.Scene,
   traj: sims.Trajectory,
@@ -95,14 +163,24 @@ def case_errors(
   prediction: jax.Array,
   context_frames: int,
   split: str,
+  render_width: int | None = STUDY_RENDER_WIDTH,
 ) -> CaseErrors:
-  """Velocity errors of generated frames and the parser floor on the true frames."""
+  """Velocity errors of generated frames and the parser floor on the true frames, both ours
+  and the study's code's. `render_width` emulates the study's renderer's pixel grid on frames of
+  ours (`parsing.study_parse`); pass None for frames that its renderer drew (its HDF5 files)."""
   colors = tuple(map(tuple, np.asarray(traj.color[0])))
-  pairs = scored_pairs(traj, context_frames, post_contact=scene.num_objects == 2)
+  collision = scene.num_objects == 2
+  pairs = scored_pairs(traj, context_frames, post_contact=collision)
   generated = parsing.hard_parse(prediction, colors=colors).position
   floor = parsing.hard_parse(truth, colors=colors).position
   error, error_mean = velocity_errors(traj.position, generated, pairs)
   floor_error, floor_mean = velocity_errors(traj.position, floor, pairs)
+  frames = study_frames(traj.position, traj.radius, collision)
+
+  def study(video):
+    parsed = parsing.study_parse(video, colors, render_width).position[..., 0]
+    return study_errors(traj.position[..., 0], parsed, frames, collision)
+
   params = np.asarray(scene.params_of(initial_state(traj)))
   return CaseErrors(
     params=params,
@@ -111,6 +189,8 @@ def case_errors(
     velocity_error_mean_then_abs=np.asarray(error_mean),
     floor=np.asarray(floor_error),
     floor_mean_then_abs=np.asarray(floor_mean),
+    velocity_error_study=study(prediction),
+    floor_study=study(truth),
   )
 
 
@@ -138,14 +218,10 @@ def sublevels(scene: sims.Scene, params: np.ndarray, split: str) -> np.ndarray:
 
 
 def summarize(scene: sims.Scene, errors: CaseErrors) -> dict[str, float]:
-  """Split-level numbers: means over cases with scored frames, all and with the study's filter."""
+  """Split-level numbers: means over the cases with scored frames, ours over all of them and
+  the study's over those its small-radius filter keeps."""
   scored = np.isfinite(errors.velocity_error)
-  radii = errors.params[:, list(radius_columns(scene))]
-  min_radius = STUDY_MIN_RADIUS.get(scene.name, 0.0)
-  big_enough = (
-    (radii > min_radius).all(1) if scene.num_objects == 2 else (radii >= min_radius).all(1)
-  )
-  study = scored & big_enough
+  study = np.isfinite(errors.velocity_error_study) & study_filter(scene, errors.params)
 
   def mean(values, mask):
     return float(np.mean(values[mask])) if mask.any() else float("nan")
@@ -157,10 +233,40 @@ def summarize(scene: sims.Scene, errors: CaseErrors) -> dict[str, float]:
     "floor_mean_then_abs": mean(errors.floor_mean_then_abs, scored),
     "count": int(scored.sum()),
     "cases": len(scored),
-    "velocity_error_study_filter": mean(errors.velocity_error, study),
-    "floor_study_filter": mean(errors.floor, study),
-    "count_study_filter": int(study.sum()),
+    "velocity_error_study": mean(errors.velocity_error_study, study),
+    "floor_study": mean(errors.floor_study, study),
+    "count_study": int(study.sum()),
   }
+
+
+def study_filter(scene: sims.Scene, params: np.ndarray) -> np.ndarray:
+  """[N] the cases the study's code keeps: r >= 0.6 for one ball, both r > 0.5 in a collision."""
+  radii = params[:, list(radius_columns(scene))]
+  min_radius = STUDY_MIN_RADIUS.get(scene.name, 0.0)
+  return (radii > min_radius).all(1) if scene.num_objects == 2 else (radii >= min_radius).all(1)
+
+
+def table_header() -> list[str]:
+  """The header lines of the report's velocity table (rows: `table_row`)."""
+  return [
+    "| split | study's code: error (floor, n) | cases (scored) | mean abs error (floor) "
+    "| mean-then-abs (floor) | frame MSE |",
+    "|---|---|---|---|---|---|",
+  ]
+
+
+def table_row(name: str, numbers: dict[str, float]) -> str:
+  """One row of the report's velocity table from `summarize`'s numbers (and "frame_mse")."""
+  mse = f"{numbers['frame_mse']:.5f}" if "frame_mse" in numbers else ""
+  return (
+    f"| {name} "
+    f"| {numbers['velocity_error_study']:.4f} ({numbers['floor_study']:.4f}, "
+    f"{numbers['count_study']}) "
+    f"| {numbers['cases']} ({numbers['count']}) "
+    f"| {numbers['velocity_error']:.4f} ({numbers['floor']:.4f}) "
+    f"| {numbers['velocity_error_mean_then_abs']:.4f} ({numbers['floor_mean_then_abs']:.4f}) "
+    f"| {mse} |"
+  )
 
 
 def radius_columns(scene: sims.Scene) -> tuple[int, ...]:

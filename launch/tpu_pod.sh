@@ -12,9 +12,16 @@
 #
 # Settings (environment): PROJECT, ZONE, ACCELERATOR_TYPE and BUCKET are required; TPU_NAME
 # (default physworld), RUNTIME_VERSION (default: the image for the accelerator generation),
-# RUN_NAME (default TPU_NAME; the workdir is BUCKET/RUN_NAME), QUEUED=1, SPOT=1, WORKER.
+# RUN_NAME (default TPU_NAME; the workdir is BUCKET/RUN_NAME), QUEUED=1, SPOT=1, WORKER,
+# NUM_SLICES (default 1), SLICE (the slice whose log `logs` streams, default 0), STOP_TIMEOUT
+# (seconds `stop` waits for the trainers to save and exit, default 600).
+# NUM_SLICES=N > 1 requests N slices of ACCELERATOR_TYPE as one queued resource (multi-slice:
+# nodes TPU_NAME-0 ... TPU_NAME-(N-1)); every command then acts on every worker of every slice.
 # `run` starts `python -m experiments.main --distributed --workdir=BUCKET/RUN_NAME ARGS` on every
-# worker in the background; rerunning it after a preemption resumes from the last checkpoint.
+# worker in the background and records its process id; `stop` sends that process SIGTERM and
+# waits until it has exited. Rerunning `run` after a preemption resumes from the last checkpoint.
+# `copy` replaces the checkout on the workers but keeps their installed .venv (reinstalled only
+# when pyproject.toml changes) and the last run's log and process id.
 set -euo pipefail
 
 usage() {
@@ -38,7 +45,9 @@ require() {
 
 TPU_NAME=${TPU_NAME:-physworld}
 RUN_NAME=${RUN_NAME:-$TPU_NAME}
+NUM_SLICES=${NUM_SLICES:-1}
 REMOTE_DIR=physworld
+[[ "$NUM_SLICES" =~ ^[1-9][0-9]*$ ]] || die "NUM_SLICES=$NUM_SLICES must be a positive integer"
 
 runtime_version() {
   if [[ -n "${RUNTIME_VERSION:-}" ]]; then
@@ -58,8 +67,37 @@ tpu() {
   gcloud compute tpus "$@" --project="$PROJECT" --zone="$ZONE"
 }
 
+# The TPU VM nodes: one per slice.
+nodes() {
+  if ((NUM_SLICES == 1)); then
+    echo "$TPU_NAME"
+  else
+    seq -f "$TPU_NAME-%g" 0 $((NUM_SLICES - 1))
+  fi
+}
+
+# Multi-slice capacity exists only as a queued resource.
+queued() {
+  [[ "${QUEUED:-0}" == 1 ]] || ((NUM_SLICES > 1))
+}
+
+# Runs `gcloud compute tpus tpu-vm SUBCOMMAND NODE ARGS` for every node at once; fails if any does.
+on_nodes() {
+  local subcommand=$1 node pids=() status=0
+  shift
+  for node in $(nodes); do
+    tpu tpu-vm "$subcommand" "${@//@NODE@/$node}" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || status=$?
+  done
+  return "$status"
+}
+
+# Runs shell command $2 on workers $1 ("all" or an index) of every node.
 on_workers() {
-  tpu tpu-vm ssh "$TPU_NAME" --worker="${1}" --command="$2"
+  on_nodes ssh @NODE@ --worker="$1" --command="$2"
 }
 
 create() {
@@ -67,8 +105,10 @@ create() {
   local version spot=()
   version=$(runtime_version)
   [[ "${SPOT:-0}" == 1 ]] && spot=(--spot)
-  if [[ "${QUEUED:-0}" == 1 ]]; then
-    tpu queued-resources create "$TPU_NAME" --node-id="$TPU_NAME" \
+  if queued; then
+    local nodes=(--node-id="$TPU_NAME")
+    ((NUM_SLICES > 1)) && nodes=(--node-count="$NUM_SLICES" --node-prefix="$TPU_NAME")
+    tpu queued-resources create "$TPU_NAME" "${nodes[@]}" \
       --accelerator-type="$ACCELERATOR_TYPE" --runtime-version="$version" "${spot[@]}"
     echo "waiting for queued resource $TPU_NAME to become ACTIVE"
     local state=""
@@ -86,18 +126,34 @@ create() {
   fi
 }
 
+# The NUL-separated paths of stdin that exist (git lists deleted tracked files too).
+existing() {
+  local path
+  while IFS= read -r -d '' path; do
+    [[ -e "$path" ]] && printf '%s\0' "$path"
+  done
+  return 0
+}
+
 copy() {
   require PROJECT ZONE
   local root archive
   root=$(cd "$(dirname "$0")/.." && pwd)
   archive=$(mktemp --suffix=.tar.gz)
-  # Tracked and untracked files, not what .gitignore excludes (virtual environments, workdirs).
-  (cd "$root" && git ls-files -co --exclude-standard -z | tar -czf "$archive" --null -T -)
-  tpu tpu-vm scp "$archive" "$TPU_NAME:physworld.tar.gz" --worker=all
+  # Tracked and untracked files that exist, not what .gitignore excludes (virtual environments,
+  # workdirs).
+  (cd "$root" && git ls-files -co --exclude-standard -z | existing | tar -czf "$archive" --null -T -)
+  on_nodes scp "$archive" "@NODE@:physworld.tar.gz" --worker=all
   rm -f "$archive"
-  on_workers all "rm -rf $REMOTE_DIR && mkdir -p $REMOTE_DIR && tar -xzf physworld.tar.gz -C \
-$REMOTE_DIR && bash $REMOTE_DIR/launch/worker.sh --install-only"
+  on_workers all "dir=$REMOTE_DIR; $REPLACE_CHECKOUT"
 }
+
+# Remote: replaces the checkout in $dir by physworld.tar.gz, keeping the installed environment.
+REPLACE_CHECKOUT='mkdir -p "$dir" &&
+find "$dir" -mindepth 1 -maxdepth 1 ! -name .venv ! -name run.log ! -name run.pid \
+  -exec rm -rf {} + &&
+tar -xzf physworld.tar.gz -C "$dir" && rm physworld.tar.gz &&
+bash "$dir/launch/worker.sh" --install-only'
 
 run() {
   require PROJECT ZONE BUCKET
@@ -110,23 +166,43 @@ run() {
   done
   local workdir="${BUCKET%/}/$RUN_NAME"
   echo "workdir: $workdir"
-  on_workers all "cd $REMOTE_DIR && nohup bash launch/worker.sh --workdir=$workdir$quoted \
-> run.log 2>&1 < /dev/null &"
+  on_workers all "cd $REMOTE_DIR || exit 1
+nohup bash launch/worker.sh --workdir=$workdir$quoted > run.log 2>&1 < /dev/null &
+echo \$! > run.pid"
 }
 
 logs() {
   require PROJECT ZONE
-  on_workers "${WORKER:-0}" "tail -n +1 -F $REMOTE_DIR/run.log"
+  local slice=${SLICE:-0}
+  [[ "$slice" =~ ^[0-9]+$ ]] && ((slice < NUM_SLICES)) ||
+    die "SLICE=$slice must be a slice index below NUM_SLICES=$NUM_SLICES"
+  local node
+  node=$(nodes | sed -n "$((slice + 1))p")
+  tpu tpu-vm ssh "$node" --worker="${WORKER:-0}" --command="tail -n +1 -F $REMOTE_DIR/run.log"
 }
 
 stop() {
   require PROJECT ZONE
-  on_workers all "pkill -TERM -f 'experiments.main' || true"
+  local timeout=${STOP_TIMEOUT:-600}
+  [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "STOP_TIMEOUT=$timeout must be a positive integer (s)"
+  on_workers all "dir=$REMOTE_DIR timeout=$timeout; $STOP_TRAINER"
 }
+
+# Remote: SIGTERM to the trainer that `run` started (its id in $dir/run.pid), then waits up to
+# $timeout seconds for it to save and exit. No process-name pattern: this shell's own command
+# line holds any such pattern.
+STOP_TRAINER='pid=$(cat "$dir/run.pid" 2> /dev/null) && kill -TERM "$pid" 2> /dev/null ||
+  { echo "$(hostname): no trainer running"; exit 0; }
+for _ in $(seq "$timeout"); do
+  kill -0 "$pid" 2> /dev/null || { echo "$(hostname): trainer stopped"; exit 0; }
+  sleep 1
+done
+echo "$(hostname): trainer $pid still running after $timeout s" >&2
+exit 1'
 
 delete() {
   require PROJECT ZONE
-  if [[ "${QUEUED:-0}" == 1 ]]; then
+  if queued; then
     tpu queued-resources delete "$TPU_NAME" --force --quiet
   else
     tpu tpu-vm delete "$TPU_NAME" --quiet

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs on every TPU VM worker: installs the project once (a virtual environment with jax[tpu]),
-# then starts this host's process of the multi-host job.
+# Runs on every TPU VM worker: installs the project (a virtual environment with jax[tpu]) where
+# .venv was not installed from this pyproject.toml, then starts this host's process of the
+# multi-host job.
 #
 #   bash launch/worker.sh --install-only
 #   bash launch/worker.sh --workdir=gs://bucket/run --config=experiments/configs/collision.py
@@ -10,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 install() {
-  [[ -f .venv/.installed-tpu ]] && return
+  local fingerprint
+  fingerprint=$(sha256sum pyproject.toml | cut -d ' ' -f 1)
+  [[ "$(cat .venv/.installed-tpu 2> /dev/null)" == "$fingerprint" ]] && return
   local python
   python=$(command -v python3.12 || command -v python3.11 || true)
   if [[ -z "$python" ]]; then
@@ -21,7 +24,7 @@ install() {
   "$python" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[tpu]"
-  touch .venv/.installed-tpu
+  echo "$fingerprint" > .venv/.installed-tpu
 }
 
 install

@@ -26,6 +26,7 @@ from sims.core import (
   Trajectory,
   balls,
   check_choice,
+  scaled_frames,
 )
 from sims.fitting import fit_initial_state, physics_score
 from sims.phyre import Phyre
@@ -45,9 +46,16 @@ def names() -> tuple[str, ...]:
   return tuple(_SCENES)
 
 
-def make(name: str, **options) -> Scene:
-  """The scene called `name`, built with its keyword options (e.g. direction="left")."""
-  return _SCENES[check_choice("scene", name, names())](**options)
+def make(name: str, *, num_frames: int | None = None, **options) -> Scene:
+  """The scene called `name`, built with its keyword options (e.g. direction="left").
+
+  `num_frames` is the clip length the scene's videos will have: scenes that time their events
+  (`Scene.fits_clip`: the ball scenes) place them within it; the others run as they run.
+  """
+  scene_class = _SCENES[check_choice("scene", name, names())]
+  if num_frames is not None and scene_class.fits_clip:
+    options["num_frames"] = num_frames
+  return scene_class(**options)
 
 
 def register(name: str, scene_class: type[Scene]) -> None:
@@ -79,4 +87,5 @@ __all__ = [
   "physics_score",
   "register",
   "render",
+  "scaled_frames",
 ]

@@ -7,7 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims import physics
-from sims.core import BLUE, FRAME_DT, NUM_FRAMES, RED, WORLD_SIZE, BallState, Scene, Trajectory
+from sims.core import (
+  BLUE,
+  FRAME_DT,
+  NUM_FRAMES,
+  RED,
+  WORLD_SIZE,
+  BallState,
+  Scene,
+  Trajectory,
+  scaled_frames,
+)
 from sims.params import Bands, linspace_grid, make_space
 
 # The study's code ranges for collisions (its OOD radii are [0.3, 0.4] U [1.7, 2.0]).
@@ -29,43 +39,61 @@ SPACE = make_space(
 GRID_SIZES = {"30K": (21, 8), "300K": (41, 14), "3M": (71, 26)}
 
 
+# The study's placement rules for 32-frame clips: training videos have at least 8 frames before
+# the contact and 8 after it; its evaluation generator allows the contact from frame 4 on.
+STUDY_PRE_FRAMES = 8
+STUDY_EVAL_PRE_FRAMES = 4
+STUDY_POST_FRAMES = 8
+
+
 class Collision(Scene):
   """Ball 1 (red, left) moves right at speed1; ball 2 (blue, right) moves left at speed2.
 
-  Both start at one height; the contact time is drawn so that at least `min_pre_frames` frames
-  come before the collision and `min_post_frames` after it, and the contact point so that both
-  balls start fully in view. When no such placement exists (very fast or very large balls) the
-  earliest allowed contact time is used and the balls may start partly out of view.
+  Both start at one height. The contact falls inside the clip of `num_frames` frames by the
+  study's rule scaled to the clip (`sims.scaled_frames`): at least 8 frames of 32 before it and 8
+  after it in training (`place`), at least 4 before it and 8 after it in evaluation
+  (`place_eval`); for an 8-frame clip that is 2 before and 2 after, and 1 before and 2 after. The
+  contact point is drawn so that both balls start fully in view; when no such placement exists
+  (very fast or very large balls) the earliest allowed contact time is used and the balls may
+  start partly out of view.
   """
 
   name = "collision"
   space = SPACE
   num_objects = 2
   dataset_sizes = tuple(GRID_SIZES)
+  fits_clip = True
 
   def __init__(
     self,
     *,
     colors: tuple[tuple[float, float, float], ...] = (RED, BLUE),
-    min_pre_frames: int = 4,
-    min_post_frames: int = 8,
     num_frames: int = NUM_FRAMES,
   ):
     if len(colors) != 2:
       raise ValueError(f"colors must name 2 colours, got {len(colors)}")
-    if min_pre_frames + min_post_frames >= num_frames:
-      raise ValueError(
-        f"min_pre_frames + min_post_frames = {min_pre_frames + min_post_frames} must be below "
-        f"num_frames = {num_frames}"
-      )
+    post = scaled_frames(STUDY_POST_FRAMES, num_frames)
+    pre = scaled_frames(STUDY_PRE_FRAMES, num_frames)
+    if pre + post >= num_frames:
+      raise ValueError(f"num_frames={num_frames} is too short for a collision; valid: >= 3")
     self.colors = jnp.asarray(colors, jnp.float32)
-    self.contact_window = (min_pre_frames * FRAME_DT, (num_frames - 1 - min_post_frames) * FRAME_DT)
+    latest = (num_frames - 1 - post) * FRAME_DT
+    self.contact_window = (pre * FRAME_DT, latest)
+    self.eval_contact_window = (scaled_frames(STUDY_EVAL_PRE_FRAMES, num_frames) * FRAME_DT, latest)
 
   def place(self, keys: jax.Array, params: jax.Array) -> BallState:
+    return self._place(keys, params, self.contact_window)
+
+  def place_eval(self, keys: jax.Array, params: jax.Array) -> BallState:
+    return self._place(keys, params, self.eval_contact_window)
+
+  def _place(
+    self, keys: jax.Array, params: jax.Array, contact_window: tuple[float, float]
+  ) -> BallState:
     r1, r2, v1, v2 = (params[:, i] for i in range(4))
     u = jax.vmap(lambda k: jax.random.uniform(k, (3,)))(keys)
     closing_speed = jnp.maximum(v1 + v2, 1e-6)
-    earliest, latest = self.contact_window
+    earliest, latest = contact_window
     in_view_latest = (WORLD_SIZE - 2.0 * (r1 + r2)) / closing_speed
     latest = jnp.minimum(latest, in_view_latest)
     t_contact = jnp.where(latest < earliest, earliest, earliest + u[:, 0] * (latest - earliest))

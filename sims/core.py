@@ -136,6 +136,14 @@ def balls(
   return BallState(position, velocity, radius, color, jnp.broadcast_to(shape, (n, k)))
 
 
+def scaled_frames(study_frames: int, num_frames: int) -> int:
+  """A frame count of the study's rules for 32-frame clips scaled to a clip of `num_frames`
+  frames, rounded and at least 1 (8 of 32 frames is 2 of 8)."""
+  if num_frames < 1:
+    raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+  return max(1, round(study_frames * num_frames / NUM_FRAMES))
+
+
 def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
   """Returns `value` if it is one of `allowed`, else raises a one-line ValueError."""
   if value not in allowed:
@@ -147,13 +155,17 @@ class Scene(abc.ABC):
   """A family of videos: how initial states are drawn (splits, pools) and how they evolve.
 
   Concrete scenes set `name`, `space` (their ParamSpace), `num_objects` and `dataset_sizes`, and
-  define `place`, `rollout`, `pool_params` and `params_of`.
+  define `place`, `rollout`, `pool_params` and `params_of`. Scenes whose placement times events
+  (a ball staying in view, a contact) set `fits_clip` and take the clip length as the
+  constructor option `num_frames`; `place` then follows the study's training rule scaled to the
+  clip, and `place_eval` its evaluation rule where that differs.
   """
 
   name: str
   space: ParamSpace
   num_objects: int
   dataset_sizes: tuple[str, ...]
+  fits_clip: bool = False
 
   @property
   def param_names(self) -> tuple[str, ...]:
@@ -171,6 +183,11 @@ class Scene(abc.ABC):
   @abc.abstractmethod
   def place(self, keys: jax.Array, params: jax.Array) -> BallState:
     """Initial states for [n, P] parameters, one placement key per example ([n] keys)."""
+
+  def place_eval(self, keys: jax.Array, params: jax.Array) -> BallState:
+    """Initial states of evaluation cases (held-out splits); `place` unless the study's
+    evaluation rule differs from its training rule."""
+    return self.place(keys, params)
 
   @abc.abstractmethod
   def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:
@@ -197,7 +214,8 @@ class Scene(abc.ABC):
     """Draws n initial states from a named split (fresh parameters and placements) or a Pool.
 
     From a Pool, entry i always gets the same placement (its key is the pool key folded with i),
-    so a pool is an exact, fixed dataset that is sampled with replacement.
+    so a pool is an exact, fixed dataset that is sampled with replacement. Pools and "train" are
+    placed by `place`, the held-out splits by `place_eval`.
     """
     params_key, place_key = jax.random.split(key)
     if isinstance(split, Pool):
@@ -205,7 +223,8 @@ class Scene(abc.ABC):
       keys = jax.vmap(jax.random.fold_in, (None, 0))(split.key, index)
       return self.place(keys, split.params[index])
     params = self.sample_params(params_key, n, split)
-    return self.place(jax.random.split(place_key, n), params)
+    place = self.place if split == "train" else self.place_eval
+    return place(jax.random.split(place_key, n), params)
 
   def check_split(self, split: str) -> str:
     return check_choice(f"split for scene {self.name!r}", split, self.splits)

@@ -75,10 +75,9 @@ def fit_initial_state(
   if edge_px < 1.0:
     raise ValueError(f"edge_px must be >= 1 (the data's edge), got {edge_px}")
   num_balls = template.position.shape[1]
-  template = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape[1:])), template)
+  template = _batched(template, n)
   if init is None:
-    ball_colors = tuple(map(tuple, np.asarray(template.color[0]).tolist()))
-    init = _initial_guess(scene, ball_colors, frames, template)
+    init = _initial_guess(scene, _ball_colors(template), frames, template)
   elif init.position.shape != (n, num_balls, 2):
     raise ValueError(f"init must hold [{n}, {num_balls}] balls, got {init.position.shape[:2]}")
   start = template.replace(position=init.position, velocity=init.velocity, radius=init.radius)
@@ -86,6 +85,29 @@ def fit_initial_state(
     [fit_position, fit_velocity, fit_radius], [2 * num_balls, 2 * num_balls, num_balls]
   )
   return _fit(scene, frames, start, tuple(free), num_steps, edge_px, frames_per_chunk)
+
+
+def parse_initial_state(
+  scene: Scene | str, frames: jax.Array, *, colors: Sequence[Sequence[float]] | None = None
+) -> BallState:
+  """The hard parser's initial state [n] of videos [n, T, H, W, 3]: no fit, the law's start.
+
+  Each ball's radius is its largest parsed radius; its position and velocity at frame 0 come
+  from a least-squares line (gravity removed) through its centres in the first INIT_FRAMES
+  frames. `scene.rollout` of the result is the scene's law applied to what those frames show.
+  """
+  scene, template = laws.ball_scene(scene, colors)
+  frames = laws.check_video(frames, min_frames=2)
+  template = _batched(template, frames.shape[0])
+  return _initial_guess(scene, _ball_colors(template), frames, template)
+
+
+def _batched(template: BallState, n: int) -> BallState:
+  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape[1:])), template)
+
+
+def _ball_colors(template: BallState) -> tuple[tuple[float, ...], ...]:
+  return tuple(map(tuple, np.asarray(template.color[0]).tolist()))
 
 
 def physics_score(

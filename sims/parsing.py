@@ -5,7 +5,8 @@ centre is the weighted mean of the pixel centres (world units, y up, as in `sims
 its radius that of a disc of the weighted area. A colour whose weight is empty in a frame falls
 back as in the study: x to a fixed value (0 for the left ball of two, 10 otherwise), y and the
 radius to the previous frame's (5 and 0 before any frame has been found). Colours are RGB
-triples with channels 0 or 1 (e.g. sims.RED, sims.BLUE) on a white background.
+triples with channels 0 or 1 (e.g. sims.RED, sims.BLUE) on a white background. `study_parse`
+reads frames exactly as the study's evaluation code does, pixel grid included.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 from flax import struct
 
 from sims.core import BLUE, FRAME_DT, RED, WORLD_SIZE
-from sims.rendering import pixel_centres
 
 Color = Sequence[float]
 
 # The study's evaluator thresholds uint8 channels at 127.
 THRESHOLD = 127.0
+# Where pixel j of W sits, as a fraction of a pixel: x = (j + origin) * 10 / W.
+PIXEL_CENTRE, PIXEL_CORNER = 0.5, 0.0
 
 
 @struct.dataclass
@@ -51,13 +53,39 @@ def hard_parse(
   channel that is 0 lies below 127, on the 0..255 scale. Float frames [n, T, H, W, 3] in [0, 1]
   are compared as `frames * 255`, unrounded (a uint8 frame rounds values within half a level of
   the threshold first). Pixel (i, j) sits at its centre, x = (j + 0.5) * 10 / W; the study's code
-  used j * 10 / W, a half-pixel shift of every position that cancels in velocities.
+  used j * 10 / W (`study_parse`), a half-pixel shift of every position that cancels in
+  velocities.
 
   `empty_x` is the x reported for each colour in frames where it is absent; by default 0 for the
   first of two colours (the left ball) and 10 otherwise.
   """
   colors, empty_x = _check(frames, colors, empty_x)
-  return _hard_parse(frames, colors, empty_x)
+  return _hard_parse(frames, colors, empty_x, False, PIXEL_CENTRE, 1.0)
+
+
+def study_parse(
+  frames: jax.Array, colors: Sequence[Color] = (RED, BLUE), render_width: int | None = None
+) -> Parsed:
+  """The study's evaluation code's reading of frames (`parse_state_from_image[_collision]`).
+
+  `hard_parse` on frames rounded to 8-bit levels (the study decoded 8-bit videos), with pixel
+  (i, j) read at (j, i) * 10 / W, i counted from the bottom row: our renderer's pixel centres
+  sit half a pixel further on, a constant shift. The x of an absent colour is the study's (0 for
+  the first of two colours, 10 otherwise); y and the radius before the first found frame are
+  ours (its code starts from NaN, and scores x only).
+
+  The study's renderer drew pixel j at j * 10 / (W - 1) (a `linspace(0, 1, W)` grid), so its
+  code read every position, and every speed, at (W - 1) / W of the truth. With `render_width`
+  (the study's: 256) found centres are our pixel-centre reading times (render_width - 1) /
+  render_width: what its code would have read had its renderer drawn these frames.
+  """
+  colors, empty_x = _check(frames, colors, None)
+  if render_width is None:
+    return _hard_parse(frames, colors, empty_x, True, PIXEL_CORNER, 1.0)
+  if render_width < 2:
+    raise ValueError(f"render_width must be at least 2 pixels or None, got {render_width}")
+  scale = (render_width - 1) / render_width
+  return _hard_parse(frames, colors, empty_x, True, PIXEL_CENTRE, scale)
 
 
 def soft_parse(
@@ -113,14 +141,17 @@ def _check(
   return tuple(map(tuple, table.tolist())), tuple(float(x) for x in empty_x)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _hard_parse(frames, colors, empty_x) -> Parsed:
-  levels = (frames * 255.0)[:, :, None]  # [n, T, 1, H, W, 3]
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _hard_parse(frames, colors, empty_x, eight_bit, origin, scale) -> Parsed:
+  levels = frames * 255.0
+  if eight_bit:
+    levels = jnp.round(jnp.clip(levels, 0.0, 255.0))
+  levels = levels[:, :, None]  # [n, T, 1, H, W, 3]
   on = np.asarray(colors)[:, None, None] > 0.5  # [K, 1, 1, 3]
   votes = jnp.where(on, levels > THRESHOLD, levels < THRESHOLD)
   # Combined channel by channel (not .all(-1)) so that XLA fuses the mask into the reductions.
   mask = votes[..., 0] & votes[..., 1] & votes[..., 2]
-  return _locate(mask.astype(jnp.float32), empty_x, min_area=0.0)
+  return _locate(mask.astype(jnp.float32), empty_x, 0.0, origin, scale)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -128,13 +159,25 @@ def _soft_parse(frames, colors, empty_x, sharpness, min_area) -> Parsed:
   sign = np.where(np.asarray(colors) > 0.5, 1.0, -1.0).astype(np.float32)[:, None, None]
   votes = jnp.clip(0.5 + sharpness * sign * (frames[:, :, None] - 0.5), 0.0, 1.0)
   weight = jnp.minimum(jnp.minimum(votes[..., 0], votes[..., 1]), votes[..., 2])
-  return _locate(weight, empty_x, min_area)
+  return _locate(weight, empty_x, min_area, PIXEL_CENTRE, 1.0)
 
 
-def _locate(weight: jax.Array, empty_x: tuple[float, ...], min_area: float | jax.Array) -> Parsed:
-  """Centroids and equal-area radii of per-colour weights [n, T, K, H, W], with fallbacks."""
+def _locate(
+  weight: jax.Array,
+  empty_x: tuple[float, ...],
+  min_area: float | jax.Array,
+  origin: float,
+  scale: float,
+) -> Parsed:
+  """Centroids and equal-area radii of per-colour weights [n, T, K, H, W], with fallbacks.
+
+  Column j sits at x = (j + origin) * 10 / W * scale, and row i (0 at the top) likewise at the
+  y of its distance from the bottom row; at PIXEL_CENTRE and scale 1 these are the renderer's
+  pixel centres.
+  """
   n, _, num_colors, height, width = weight.shape
-  xs, ys = pixel_centres(width)[0], pixel_centres(height)[1]
+  xs = (jnp.arange(width, dtype=jnp.float32) + origin) * (WORLD_SIZE / width * scale)
+  ys = (jnp.arange(height, dtype=jnp.float32)[::-1] + origin) * (WORLD_SIZE / height * scale)
   pixel_area = (WORLD_SIZE / width) * (WORLD_SIZE / height)
   column_mass = weight.sum(3)  # [n, T, K, W]
   row_mass = weight.sum(4)  # [n, T, K, H]

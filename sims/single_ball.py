@@ -20,6 +20,7 @@ from sims.core import (
   Scene,
   Trajectory,
   check_choice,
+  scaled_frames,
 )
 from sims.params import Bands, linspace_grid, make_space
 
@@ -36,19 +37,23 @@ SPACE = make_space(
 )
 # Dataset-size level -> (number of speeds, number of radii); the pool is every pair.
 GRID_SIZES = {"30K": (300, 100), "300K": (1000, 300), "3M": (3000, 1000)}
+# The study's placement keeps the ball in view for at least 24 of its 32 frames.
+STUDY_VISIBLE_FRAMES = 24
 
 
 class SingleBall(Scene):
   """A ball launched along `direction` at `speed`; gravity (0, gravity_y) acts on it.
 
   Placement follows the study: the ball starts far enough back to stay in view for
-  `min_visible_frames` frames of straight motion, at a random offset across the motion.
+  `min_visible_frames` frames of straight motion, at a random offset across the motion. That is
+  the study's 24 of 32 frames scaled to the clip of `num_frames` frames (6 of 8).
   """
 
   space = SPACE
   num_objects = 1
   dataset_sizes = tuple(GRID_SIZES)
   directions = DIRECTIONS
+  fits_clip = True
 
   def __init__(
     self,
@@ -57,13 +62,13 @@ class SingleBall(Scene):
     direction: str = "right",
     color: tuple[float, float, float] = RED,
     shape: str = "circle",
-    min_visible_frames: int = 24,
+    num_frames: int = NUM_FRAMES,
   ):
     self.direction = check_choice(f"direction for scene {self.name!r}", direction, self.directions)
     self.shape = SHAPES.index(check_choice("shape", shape, SHAPES))
     self.color = jnp.asarray(color, jnp.float32)
     self.gravity = jnp.asarray([0.0, gravity_y], jnp.float32)
-    self.min_visible_frames = min_visible_frames
+    self.min_visible_frames = scaled_frames(STUDY_VISIBLE_FRAMES, num_frames)
 
   @abc.abstractmethod
   def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -186,7 +186,90 @@ def test_corrupt_latest_falls_back_to_previous(tmp_path, caplog, corrupt):
   assert (step, metadata) == (2, {"position": 20})
   assert _kernel_value(restored) == 2.0
   assert "Cannot restore checkpoint step 3" in caplog.text
-  assert (tmp_path / "3").is_dir()
+  # The corrupt step is moved aside, the good ones stay; a restart neither tries it again nor
+  # refuses to save step 3 afresh.
+  assert _step_names(tmp_path) == ["1", "2", "3.corrupt"]
+  caplog.clear()
+  with checkpoint.Checkpointer(tmp_path) as ckpt, caplog.at_level(logging.WARNING):
+    assert ckpt.all_steps() == [1, 2]
+    step, _, _ = ckpt.restore(checkpoint.abstract_like(_state(mesh, 0.0)))
+    assert step == 2 and "Cannot restore" not in caplog.text
+    assert ckpt.save(3, _state(mesh, 3.0))
+  assert _step_names(tmp_path) == ["1", "2", "3", "3.corrupt"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_corrupt_step_is_deleted_where_directories_cannot_be_renamed(tmp_path, monkeypatch):
+  mesh = sharding.make_mesh()
+  _save_steps(tmp_path, [1, 2], mesh)
+  _truncate_array_data(tmp_path / "2")
+
+  def rename(self, target):
+    raise NotImplementedError("directory renames are not supported")
+
+  monkeypatch.setattr(type(checkpoint.epath.Path(tmp_path)), "rename", rename)
+  with checkpoint.Checkpointer(tmp_path) as ckpt:
+    step, restored, _ = ckpt.restore(checkpoint.abstract_like(_state(mesh, 0.0)))
+    assert (step, _kernel_value(restored)) == (1, 1.0)
+    assert ckpt.all_steps() == [1]
+  assert _step_names(tmp_path) == ["1"]
+
+
+def _step_names(directory):
+  return sorted(path.name for path in directory.iterdir() if path.name[0].isdigit())
+
+
+def _failing_restore(monkeypatch, step, error):
+  """Makes reading checkpoint `step` raise `error`, as a storage failure would."""
+  original = checkpoint.ocp.CheckpointManager.restore
+
+  def restore(self, candidate, *args, **kwargs):
+    if candidate == step:
+      raise error
+    return original(self, candidate, *args, **kwargs)
+
+  monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "restore", restore)
+
+
+@pytest.mark.parametrize(
+  "error",
+  [
+    PermissionError(13, "Permission denied"),
+    OSError(5, "Input/output error"),
+    ValueError("UNAVAILABLE: Error reading: 503 Service Unavailable"),
+  ],
+)
+def test_storage_errors_propagate_instead_of_falling_back(tmp_path, monkeypatch, error):
+  mesh = sharding.make_mesh()
+  _save_steps(tmp_path, [1, 2], mesh)
+  _failing_restore(monkeypatch, 2, error)
+  with checkpoint.Checkpointer(tmp_path) as ckpt, pytest.raises(type(error)) as raised:
+    ckpt.restore(checkpoint.abstract_like(_state(mesh, 0.0)))
+  assert raised.value is error
+  assert _step_names(tmp_path) == ["1", "2"]
+
+
+def test_every_process_restores_the_step_process_0_could_restore(tmp_path, monkeypatch):
+  """As process 1 of 2: it can read step 3, but process 0 could not, so both restore step 2."""
+  mesh = sharding.make_mesh()
+  _save_steps(tmp_path, [1, 2, 3], mesh)
+  process_0_read = iter([False, True])  # process 0's outcomes for steps 3 and 2
+  broadcasts = []
+
+  def broadcast_one_to_all(value):
+    broadcasts.append(np.asarray(value).tolist())
+    if np.asarray(value).dtype == bool:  # this process's outcome of a restore
+      return np.bool_(next(process_0_read))
+    return value  # the step list, the same on every process here
+
+  monkeypatch.setattr(checkpoint, "_process", lambda: (1, 2))
+  monkeypatch.setattr(checkpoint.multihost_utils, "broadcast_one_to_all", broadcast_one_to_all)
+  monkeypatch.setattr(checkpoint.multihost_utils, "sync_global_devices", lambda name: None)
+  with checkpoint.Checkpointer(tmp_path) as ckpt:
+    step, restored, _ = ckpt.restore(checkpoint.abstract_like(_state(mesh, 0.0)))
+  assert (step, _kernel_value(restored)) == (2, 2.0)
+  assert broadcasts == [3, [1, 2, 3], True, True]
+  assert _step_names(tmp_path) == ["1", "2", "3"]  # process 0 alone moves steps aside
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -207,6 +290,7 @@ def test_all_corrupt_raises_checkpoint_error(tmp_path):
       ckpt.restore(abstract, step=2)
     with pytest.raises(checkpoint.CheckpointError, match=r"No checkpoint at step 4 .*\[1, 2\]"):
       ckpt.restore(abstract, step=4)
+  assert _step_names(tmp_path) == ["1", "2"]  # with no good step to prove it, none is moved
 
 
 def test_leftover_temporary_directory_is_ignored(tmp_path, caplog):

@@ -65,7 +65,7 @@ def test_split_scores_of_the_truth_and_of_blank_frames():
   perfect = combinatorial_probe.SplitScores(("psnr", "ssim", "lpips"), 1, batch_size=2)
   perfect.add(truth, truth, templates)
   summary = perfect.summary()
-  assert summary["cases"] == 3 and summary["abnormal_rate"] == 0.0
+  assert summary["cases"] == 3 and summary["type1_rate"] == 1.0 and summary["type3_count"] == 0
   assert summary["psnr"] == 100.0 and summary["psnr_generated"] == 100.0  # the study's cap
   np.testing.assert_allclose([summary["ssim"], summary["lpips"]], [1.0, 0.0], atol=1e-5)
   blank = combinatorial_probe.SplitScores(("psnr", "ssim"), 1, batch_size=2)
@@ -74,25 +74,34 @@ def test_split_scores_of_the_truth_and_of_blank_frames():
   blank.add(truth[:2], washed_out[:2], templates[:2])
   blank.add(truth[2:], washed_out[2:], templates[2:])
   summary = blank.summary()
-  assert summary["vanished_rate"] == 1.0 and summary["abnormal_rate"] == 1.0
+  assert summary["vanished_rate"] == 1.0 and summary["type3_rate"] == 1.0
   assert summary["psnr_generated"] < 20 < summary["psnr"]  # the copied frame scores 100 dB
   table = blank.per_template()
   assert sorted(table) == [10060, 10061] and table[10060]["cases"] == 2
-  assert table[10061]["abnormal_rate"] == 1.0
+  assert table[10061]["type3_rate"] == 1.0
 
 
 def test_table_lines_put_ours_beside_the_studys():
   ours = {
-    "in_template": dict(fvd=30.0, ssim=0.9, psnr=28.0, lpips=0.05, abnormal_rate=0.1),
-    "out_of_template": dict(fvd=40.0, ssim=0.8, psnr=25.0, lpips=0.08, abnormal_rate=0.5),
+    "in_template": dict(fvd=30.0, ssim=0.9, psnr=28.0, lpips=0.05, type3_rate=0.1),
+    "out_of_template": dict(fvd=40.0, ssim=0.8, psnr=25.0, lpips=0.08, type3_rate=0.5),
   }
   lines = combinatorial_probe.table_lines(ours, combinatorial_probe.study_rows("B", "60"), "ours")
   assert lines[2] == (
-    "| ours | 30.000 / 40.000 | 0.900 / 0.800 | 28.000 / 25.000 | 0.050 / 0.080 | 10% / 50% |"
+    "| ours | 30.000 / 40.000 | 0.900 / 0.800 | 28.000 / 25.000 | 0.050 / 0.080 "
+    "| 10% / 50% automatic (ours) |"
   )
   assert lines[3].startswith("| the study | 18.400 / 21.400 | 0.967 / 0.949 |")
-  assert lines[3].endswith("| 3% / 24% |")
+  assert lines[3].endswith("| 3% / 24% human (study) |")
   assert combinatorial_probe.study_rows("S", "60") is None
+  for split, psnr in (("in_template", 21.0), ("out_of_template", 20.5)):
+    blank = dict(fvd=90.0, ssim=0.7, psnr=psnr, lpips=0.2, type3_rate=1.0)
+    ours[split]["baselines"] = {"blank": blank}
+  lines = combinatorial_probe.table_lines(ours, None, "ours")
+  assert lines[3] == (
+    "| blank (baseline) | 90.000 / 90.000 | 0.700 / 0.700 | 21.000 / 20.500 | 0.200 / 0.200 "
+    "| 100% / 100% automatic (ours) |"
+  )
 
 
 @pytest.mark.slow
@@ -119,12 +128,18 @@ def test_training_and_the_table_2_report(tmp_path):
   assert evaluation["ood_splits"] == ["out_of_template"]
   for split in ("in_template", "out_of_template"):
     numbers = evaluation["splits"][split]
-    assert numbers["cases"] == 4 and 0.0 <= numbers["abnormal_rate"] <= 1.0
+    assert numbers["cases"] == 4
+    assert numbers["type1_count"] + numbers["type2_count"] + numbers["type3_count"] == 4
+    blank, copied = numbers["baselines"]["blank"], numbers["baselines"]["copy_last"]
+    assert blank.keys() == copied.keys() == set(numbers) - {"baselines", "beats_copy_last"}
+    assert blank["vanished_rate"] == 1.0 and blank["type3_rate"] == 1.0
+    assert copied["psnr_generated"] > blank["psnr_generated"]
     assert numbers["psnr_generated"] < numbers["psnr"]
   held_out = {int(t) for t in evaluation["per_template"]["out_of_template"]}
   assert held_out <= set(phyre.HELD_OUT_TEMPLATES) and len(held_out) == 4
   with open(os.path.join(workdir, "report.md")) as f:
     report = f.read()
-  assert "| model | FVD ↓ | SSIM ↑ | PSNR ↑ | LPIPS ↓ | abnormal ↓ |" in report
+  assert "| model | FVD ↓ | SSIM ↑ | PSNR ↑ | LPIPS ↓ | abnormal (type 3) ↓ |" in report
+  assert "| copy_last (baseline) |" in report and "| out_of_template: blank | 4 |" in report
   for name in ("in_template_best.gif", "out_of_template_worst.gif", "in_template_filmstrip.png"):
     assert os.path.exists(os.path.join(workdir, "report", name)), name

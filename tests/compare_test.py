@@ -13,13 +13,17 @@ from experiments import compare
 
 
 def split(error, floor, count):
-  """A split record whose compared metric (mean-then-abs) is `error`, with floor `floor`."""
+  """A split record whose compared metric (the study's code) is `error`, with floor `floor` over
+  `count` cases (ours differ, so that a table built from them would be wrong)."""
   return {
     "velocity_error": error / 0.9,
-    "velocity_error_mean_then_abs": error,
+    "velocity_error_mean_then_abs": error * 2,
     "floor": floor * 3,
-    "floor_mean_then_abs": floor,
-    "count": count,
+    "floor_mean_then_abs": floor * 2,
+    "count": 7,
+    "velocity_error_study": error,
+    "floor_study": floor,
+    "count_study": count,
   }
 
 

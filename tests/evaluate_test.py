@@ -1,5 +1,6 @@
 """Evaluation: stored eval sets give the same numbers as simulating the cases."""
 
+import json
 import math
 import os
 
@@ -27,6 +28,8 @@ def initial_params(config):
 
 
 def same(a, b):
+  if isinstance(a, dict):
+    return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
   return a == b or (math.isnan(a) and math.isnan(b))
 
 
@@ -43,6 +46,28 @@ def test_stored_eval_set_gives_identical_numbers(tmp_path):
     for name, value in numbers.items():
       assert same(value, stored[split][name]), (split, name, value, stored[split][name])
   assert simulated["id"]["cases"] == 3 and "ood_v_low" in simulated
+
+
+def test_baselines_are_scored_beside_the_model_with_the_same_keys(tmp_path):
+  config = small_config()
+  config.eval.physics_score = True
+  summary = evaluate.run(config, str(tmp_path), params=initial_params(config))
+  record = json.loads((tmp_path / "eval.json").read_text())
+  for split in ("id", "ood_v"):
+    model = record["splits"][split]
+    found = model["baselines"]
+    assert sorted(found) == ["blank", "copy_last", "extrapolate"]
+    for numbers in found.values():
+      assert set(numbers) == set(model) - {"baselines", "beats_copy_last"}
+      assert numbers["physics"].keys() == model["physics"].keys()
+    # the law applied to the context parsed at 16 px beats a frozen frame, which beats nothing
+    assert found["extrapolate"]["frame_mse"] < found["copy_last"]["frame_mse"]
+    assert found["copy_last"]["frame_mse"] < found["blank"]["frame_mse"]
+    # an untrained model generates noise: worse than nothing moving, and marked so
+    assert model["beats_copy_last"] is False and summary[split]["beats_copy_last"] is False
+  report = (tmp_path / "report.md").read_text()
+  assert "| id (no better than copy_last) |" in report
+  assert "| ood_v: extrapolate |" in report
 
 
 def test_eval_set_of_another_resolution_is_refused(tmp_path):

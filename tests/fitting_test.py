@@ -19,8 +19,11 @@ from sims import parsing
 
 NUM_FRAMES = sims.NUM_FRAMES
 RESOLUTION = 64
-# The acceptance bounds on the initial state, in world units and world units / s.
-POSITION_TOLERANCE, VELOCITY_TOLERANCE = 0.05, 0.02
+# The README's claim, asserted for every video of every test here: each fitted position and
+# radius within 1e-4 world units of the truth, each velocity within 2e-4 world units / s.
+# Measured at most 6e-5 (positions), 1.3e-5 (radii) and 1.2e-4 (velocities, the fast large
+# balls entering from the edges; 6e-5 elsewhere, at 64 and at 128 px).
+TOLERANCE = {"position": 1e-4, "radius": 1e-4, "velocity": 2e-4}
 # Default run: one in-distribution and one OOD split per task, CASES_PER_SPLIT videos each, fitted
 # as one batch (one compilation per task).
 CASES_PER_SPLIT = 3
@@ -99,12 +102,9 @@ def fit_errors(
 
 
 def check_recovered(errors: dict[str, np.ndarray]) -> None:
-  assert errors["position"].max() < POSITION_TOLERANCE
-  assert errors["velocity"].max() < VELOCITY_TOLERANCE
-  assert errors["radius"].max() < 0.01
-  # Measured at most 1e-4 (position), 3e-4 (velocity), 3e-5 (radius): the optimum is the truth,
-  # up to 8-bit rounding.
-  assert np.median(errors["position"]) < 1e-3 and np.median(errors["velocity"]) < 1e-3
+  """The fit found the truth (TOLERANCE), up to the 8-bit rounding of the video."""
+  for field, tolerance in TOLERANCE.items():
+    assert errors[field].max() < tolerance, (field, errors[field].max())
   # The RMS error of 8-bit rounding on the rims (measured 4e-5 to 1.6e-4); balls off by one pixel
   # leave 0.03 to 0.07.
   assert errors["residual"].max() < 3e-4

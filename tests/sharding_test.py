@@ -1,5 +1,7 @@
 """Tests for worldmodel.sharding on 8 fake CPU devices."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +46,40 @@ def test_make_mesh_on_device_subset():
 def test_make_mesh_rejects_bad_sizes(data, fsdp, message):
   with pytest.raises(ValueError, match=message):
     sharding.make_mesh(data, fsdp)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SliceDevice:
+  """A stand-in for a TPU device of a multi-slice pod: what mesh construction reads."""
+
+  id: int
+  slice_index: int
+  platform: str = "cpu"
+  device_kind: str = "stand-in"
+
+
+def _slice_indices(mesh):
+  return np.vectorize(lambda device: device.slice_index)(mesh.devices)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_make_mesh_on_two_slices_puts_data_across_slices_and_fsdp_within_one(interleaved):
+  # Devices listed slice by slice, or alternating between the slices.
+  slices = [i % 2 if interleaved else i // 4 for i in range(8)]
+  devices = [_SliceDevice(i, slice_index) for i, slice_index in enumerate(slices)]
+  mesh = sharding.make_mesh(-1, 2, devices=devices)
+  assert dict(mesh.shape) == {"data": 4, "fsdp": 2}
+  # Rows 0-1 of the data axis on slice 0, rows 2-3 on slice 1: each fsdp group is in one slice.
+  np.testing.assert_array_equal(_slice_indices(mesh), [[0, 0], [0, 0], [1, 1], [1, 1]])
+  assert sorted(device.id for device in mesh.devices.flat) == list(range(8))
+
+
+def test_make_mesh_on_four_slices_and_bad_data_sizes():
+  devices = [_SliceDevice(i, i // 2) for i in range(8)]
+  mesh = sharding.make_mesh(4, 2, devices=devices)
+  np.testing.assert_array_equal(_slice_indices(mesh), np.repeat(np.arange(4)[:, None], 2, 1))
+  with pytest.raises(ValueError, match=r"^Mesh data=2 is not a multiple of the 4 slices\.$"):
+    sharding.make_mesh(2, 4, devices=devices)
 
 
 def test_batch_sharding_splits_rows_over_both_axes():

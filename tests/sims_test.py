@@ -218,9 +218,14 @@ def test_collision_placement_contact_window_and_start_in_view():
   scene = sims.make("collision")
   state = scene.sample(KEY, 1024, "train")
   t = np.asarray(physics.contact_time(state))
-  assert np.all((t >= 0.4 - 1e-4) & (t <= 2.3 + 1e-4))
+  assert np.all((t >= 0.8 - 1e-4) & (t <= 2.3 + 1e-4))
   x, r = np.asarray(state.position[..., 0]), np.asarray(state.radius)
-  assert np.all(x - r >= -1e-4) and np.all(x + r <= 10 + 1e-4)
+  # Both balls start in view wherever they can meet 8 frames later; the others meet then.
+  speed = np.abs(np.asarray(state.velocity[:, :, 0])).sum(1)
+  fits = (10 - 2 * r.sum(1)) / speed >= 0.8
+  assert 0.9 < fits.mean() < 1.0
+  assert np.all(x[fits] - r[fits] >= -1e-4) and np.all(x[fits] + r[fits] <= 10 + 1e-4)
+  np.testing.assert_allclose(t[~fits], 0.8, atol=1e-4)
   np.testing.assert_allclose(state.position[:, 0, 1], state.position[:, 1, 1])
   params = np.asarray(scene.params_of(state))
   assert np.all(params[:, 2:] >= 1.0) and np.all(params[:, 2:] <= 4.0)
@@ -294,3 +299,52 @@ def test_register_adds_a_scene_once():
       sims.register("left_motion", LeftMotion)
   finally:
     sims._SCENES.pop("left_motion")
+
+
+def approaching(traj):
+  """[n, T] whether the two balls of each frame close in on each other (False once they bounced)."""
+  velocity = np.asarray(traj.velocity[:, :, 1, 0] - traj.velocity[:, :, 0, 0])
+  return velocity < 0
+
+
+@pytest.mark.parametrize(
+  "num_frames, train_pre, eval_pre, post", [(8, 2, 1, 2), (16, 4, 2, 4), (32, 8, 4, 8)]
+)
+def test_collisions_happen_inside_the_clip_by_the_studys_scaled_rule(
+  num_frames, train_pre, eval_pre, post
+):
+  scene = sims.make("collision", num_frames=num_frames)
+  for split, pre in [("train", train_pre), ("ood_all", eval_pre), ("id", eval_pre)]:
+    closing = approaching(scene.rollout(scene.sample(KEY, 512, split), num_frames))
+    assert closing[:, :pre].all(), split  # at least `pre` frames before the contact
+    assert not closing[:, num_frames - post :].any(), split  # and `post` frames after it
+  pool = scene.sample(KEY, 512, scene.pool("30K"))
+  closing = approaching(scene.rollout(pool, num_frames))
+  assert closing[:, :train_pre].all() and not closing[:, num_frames - post :].any()
+  with pytest.raises(ValueError, match="num_frames=2 is too short for a collision; valid: >= 3"):
+    sims.make("collision", num_frames=2)
+
+
+@pytest.mark.parametrize("name", ["uniform_motion", "parabola"])
+def test_single_balls_stay_in_view_for_the_studys_share_of_a_short_clip(name):
+  scene = sims.make(name, num_frames=8)
+  assert scene.min_visible_frames == 6  # 24 of 32 frames
+  state = scene.sample(KEY, 1024)
+  x, r = np.asarray(scene.rollout(state, 8).position[:, :, 0, 0]), np.asarray(state.radius)
+  speed = np.abs(np.asarray(state.velocity[:, 0, 0]))
+  fits = 10 - (6 * DT * speed + r[:, 0]) >= r[:, 0]
+  assert fits.mean() > 0.95
+  in_view = (x - r >= -1e-4) & (x + r <= 10 + 1e-4)
+  assert in_view[fits, :7].all()
+  # Starts spread over the whole stretch the rule allows, not only where 24 frames would fit.
+  beyond_24 = x[:, 0] > 10 - (24 * DT * speed + r[:, 0])
+  assert beyond_24.mean() > 0.3
+
+
+def test_scenes_take_the_clip_length_where_they_time_events():
+  assert sims.make("uniform_motion", num_frames=16).min_visible_frames == 12
+  assert sims.make("collision", num_frames=16).contact_window == pytest.approx((0.4, 1.1))
+  assert sims.make("phyre", num_frames=8).name == "phyre"  # PHYRE's tasks run as they run
+  assert [sims.scaled_frames(8, n) for n in (3, 6, 8, 32, 64)] == [1, 2, 2, 8, 16]
+  with pytest.raises(ValueError, match="num_frames must be >= 1, got 0"):
+    sims.make("parabola", num_frames=0)

@@ -8,13 +8,16 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import runs
+from sims_test import approaching
 
-from experiments import train
-from experiments.configs import common
-from worldmodel import data, sharding
+from experiments import evaluate, train
+from experiments.configs import combinatorial, common, quickstart
+from experiments.configs import physics as physics_config
+from worldmodel import data, diffusion, sharding
 
 
 def test_sharded_steps_give_the_same_losses_as_one_device():
@@ -160,3 +163,111 @@ def test_every_config_builds_its_experiment(name):
   for split in config.eval.splits:
     assert len(experiment.scene.eval_params(split, config.eval.grid_points)) > 0
   assert config.eval.dataset == ""
+
+
+def test_an_8_frame_collision_config_has_every_contact_inside_its_clips():
+  """Training batches (2 frames before the contact, 2 after) and every evaluation case (1 before,
+  2 after) of the quickstart's 8-frame collision task show the collision."""
+  config = quickstart.get_config("task=collision")
+  experiment = train.make_experiment(config)
+  num_frames = config.video.num_frames
+  assert num_frames == 8
+  source = data.training_source(experiment.scene, config.data.dataset_size)
+  batch = jax.jit(
+    lambda key: data.trajectory_batch(experiment.scene, source, key, 256, num_frames)
+  )(jax.random.key(1))
+  closing = approaching(batch)
+  assert closing[:, :2].all() and not closing[:, -2:].any()
+  for split in config.eval.splits:
+    traj, _ = evaluate.simulated_split(experiment, evaluate.eval_cases(experiment, split))
+    closing = approaching(traj)
+    assert closing[:, :1].all() and not closing[:, -2:].any(), split
+
+
+def bad_settings():
+  """(a config with one bad setting, the error it must raise)."""
+  splits = quickstart.get_config()
+  splits.eval.splits = ("id", "ood_vv")
+  metrics = combinatorial.get_config("size=micro,resolution=32,frames=4")
+  metrics.eval.metrics = ("psnr", "fid")
+  dataset = quickstart.get_config()
+  dataset.eval.dataset = "/nonexistent/uniform_motion_eval_32px"
+  count = quickstart.get_config()
+  count.eval.num_cases = 0
+  data_size = quickstart.get_config()
+  data_size.data.dataset_size = "30k"
+  return [
+    (splits, r"unknown split for scene 'uniform_motion' 'ood_vv'; valid: train, id, ood_r,"),
+    (metrics, r"unknown eval.metrics entry 'fid'; valid: psnr, ssim, lpips, fvd"),
+    (dataset, r"eval.dataset='/nonexistent/uniform_motion_eval_32px' is not an eval set"),
+    (count, r"eval.num_cases=0 must be >= 1"),
+    (data_size, r"unknown dataset_size for scene 'uniform_motion' '30k'; valid: 30K, 300K"),
+  ]
+
+
+@pytest.mark.parametrize("index", range(len(bad_settings())))
+def test_a_bad_setting_stops_the_run_before_it_writes_anything(tmp_path, index):
+  config, message = bad_settings()[index]
+  config.num_steps = 1  # were it not refused, the run would train one step and write
+  workdir = tmp_path / "run"
+  with pytest.raises(ValueError, match=message) as error:
+    train.run(config, str(workdir))
+  assert "\n" not in str(error.value)
+  assert not workdir.exists()
+
+
+def test_config_argument_typos_are_one_line_errors():
+  with pytest.raises(ValueError, match=r"unknown task 'colision'; valid: uniform_motion, parabola"):
+    quickstart.get_config("task=colision")
+  with pytest.raises(ValueError, match=r"unknown task 'colision'"):
+    physics_config.get_config("task=colision")
+  with pytest.raises(ValueError, match=r"config argument num_steps='1e3' must be a int"):
+    quickstart.get_config("num_steps=1e3")
+  with pytest.raises(ValueError, match=r"unknown value of config argument on 'ture'; valid: 1,"):
+    common.parse_arg("on=ture", on=False)
+  assert common.parse_arg("on=Yes", on=False).on is True
+
+
+def test_non_finite_metrics_are_an_error_naming_the_step():
+  finite = {"loss": jnp.float32(0.5), "grad_norm": jnp.float32(2.0)}
+  assert train.finite_metrics(3, finite) == {"loss": 0.5, "grad_norm": 2.0}
+  for bad in (jnp.nan, jnp.inf):
+    with pytest.raises(FloatingPointError, match=r"non-finite metrics at step 4: .*'grad_norm'"):
+      train.finite_metrics(4, {**finite, "grad_norm": jnp.float32(bad)})
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_stops_the_run_before_that_state_is_saved(tmp_path, monkeypatch):
+  """The state goes NaN at step 3; with checkpoints every 2 steps and metrics logged only at the
+  end, the run must stop at step 4 with step 2 its newest checkpoint."""
+  make_train_step = train.make_train_step
+
+  def poisoned(*args):
+    train_step = make_train_step(*args)
+
+    def step(state, pool, key):
+      state, metrics = train_step(state, pool, key)
+      poison = jnp.where(state["step"] >= 3, jnp.nan, 0.0)
+      state["params"] = jax.tree.map(lambda p: p + poison, state["params"])
+      return state, {**metrics, "loss": metrics["loss"] + poison}
+
+    return step
+
+  monkeypatch.setattr(train, "make_train_step", poisoned)
+  config = runs.micro_config(num_steps=6)
+  config.update(log_every_steps=100, checkpoint_every_steps=2)
+  with pytest.raises(FloatingPointError, match="non-finite metrics at step 4"):
+    train.run(config, str(tmp_path))
+  assert runs.checkpoint_steps(str(tmp_path)) == [2]
+
+
+def test_either_objective_is_chosen_by_name_with_its_own_options():
+  config = runs.micro_config()
+  assert isinstance(train.make_experiment(config).objective, diffusion.RectifiedFlow)
+  config.objective.name = "ddpm_v"
+  config.objective.ddpm_v.beta_schedule = "cosine"
+  objective = train.make_experiment(config).objective
+  assert isinstance(objective, diffusion.VPredictionDDPM) and objective.beta_schedule == "cosine"
+  config.objective.name = "ddpm"
+  with pytest.raises(ValueError, match=r"unknown objective.name 'ddpm'; valid: flow, ddpm_v"):
+    train.make_experiment(config)

@@ -329,6 +329,19 @@ def test_compute_refuses_bad_input():
     video_metrics.compute(videos, videos, batch_size=0)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_frames_are_refused(bad):
+  videos = np.zeros((2, 3, 32, 32, 3), np.float32)
+  broken = videos.copy()
+  broken[1, 2, 5, 5] = bad  # one pixel (3 channels) of the last video's last frame
+  accumulator = video_metrics.Accumulator(("psnr",), batch_size=1)
+  message = r"generated frames hold 3 non-finite values \(NaN or inf\); valid: finite values"
+  with pytest.raises(ValueError, match=message):
+    accumulator.add(videos, broken)
+  with pytest.raises(ValueError, match=r"real frames hold 3 non-finite values"):
+    video_metrics.compute(broken, videos, ("ssim",))
+
+
 def test_weights_files_admit_only_numpy_arrays(tmp_path):
   path = tmp_path / "weights.ckpt"
   path.write_bytes(pickle.dumps({"layer": {"kernel": np.ones((2, 3), np.float32)}}))

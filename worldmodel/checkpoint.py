@@ -9,6 +9,11 @@ completion with a commit file) and a step becomes visible only once complete,
 so a killed run leaves earlier checkpoints untouched. Old steps beyond
 `max_to_keep` are removed only after a newer save has succeeded. A step that
 already exists is never overwritten, even if it is corrupt.
+
+A restore that falls back from corrupt newer steps to an older one moves the
+corrupt steps aside (`<step>.corrupt`), so that the run saves those steps
+afresh and later restarts do not try them again. Errors of the storage itself
+(permissions, network, quota) are not corruption: they propagate.
 """
 
 import contextlib
@@ -17,9 +22,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
+
+CORRUPT_SUFFIX = ".corrupt"
+# TensorStore reports failed reads as ValueErrors led by a status code; these codes are
+# failures of the storage, not of the data.
+_STORAGE_STATUS = (
+  "UNAVAILABLE",
+  "DEADLINE_EXCEEDED",
+  "PERMISSION_DENIED",
+  "UNAUTHENTICATED",
+  "RESOURCE_EXHAUSTED",
+  "ABORTED",
+  "CANCELLED",
+)
 
 
 class CheckpointError(RuntimeError):
@@ -133,16 +153,18 @@ class Checkpointer:
         returned by `abstract_like`; the mesh may differ from the saving one.
       step: step to restore; None restores the latest step that is readable,
         falling back (with a warning) to earlier ones if later ones are corrupt
-        or incomplete.
+        or incomplete, and moving those aside. In a multi-process job every
+        process restores the step that process 0 could restore.
 
     Returns:
       `(step, state, metadata)`, or None if the directory has no checkpoint.
 
     Raises:
-      CheckpointError: if `step` (or, with `step=None`, every step) fails.
+      CheckpointError: if `step` (or, with `step=None`, every step) is corrupt.
+      Other errors of reading (e.g. OSError, PermissionError) as they are.
     """
     self.wait()
-    steps = self.all_steps()
+    steps = _steps_of_process_0(self.all_steps())
     if not steps:
       return None
     if step is not None and step not in steps:
@@ -152,20 +174,56 @@ class Checkpointer:
       state=ocp.args.StandardRestore(abstract_state), metadata=ocp.args.JsonRestore()
     )
     error = None
-    for candidate in candidates:
-      try:
-        restored = self._manager.restore(candidate, args=args)
-      except Exception as e:  # Corrupt checkpoints fail in many different ways.
-        error = e
-        logging.warning(
-          "Cannot restore checkpoint step %d in %s: %s", candidate, self.directory, _one_line(e)
-        )
-        continue
-      return candidate, restored.state, restored.metadata
+    for index, candidate in enumerate(candidates):
+      restored, error = self._try_restore(candidate, args)
+      # Every process takes process 0's outcome, so that all of them restore the same step.
+      if _from_process_0(np.bool_(restored is not None)):
+        if restored is None:
+          raise CheckpointError(
+            f"Process 0 restored step {candidate} in {self.directory} but this process cannot: "
+            f"{_one_line(error)}"
+          ) from error
+        self._move_aside(candidates[:index])
+        return candidate, restored.state, restored.metadata
     raise CheckpointError(
       f"No restorable checkpoint in {self.directory}: tried steps {candidates}, "
       f"last error {_one_line(error)}"
     ) from error
+
+  def _try_restore(self, step: int, args: Any) -> tuple[Any, Exception | None]:
+    """(the restored items, None), or (None, the error) if the step is corrupt."""
+    try:
+      return self._manager.restore(step, args=args), None
+    except Exception as error:
+      if not is_corruption(error):
+        raise
+      logging.warning(
+        "Cannot restore checkpoint step %d in %s: %s", step, self.directory, _one_line(error)
+      )
+      return None, error
+
+  def _move_aside(self, steps: list[int]) -> None:
+    """Renames corrupt `steps` to `<step>.corrupt`, or deletes them where the storage cannot
+    rename directories (process 0; the others wait for it)."""
+    if not steps:
+      return
+    index, count = _process()
+    if index == 0:
+      for step in steps:
+        source, target = self.directory / str(step), self.directory / f"{step}{CORRUPT_SUFFIX}"
+        copies = 0
+        while target.exists():
+          copies += 1
+          target = self.directory / f"{step}{CORRUPT_SUFFIX}.{copies}"
+        try:
+          source.rename(target)
+          logging.warning("Moved corrupt checkpoint step %d aside to %s", step, target)
+        except Exception as error:  # e.g. object stores, which rename files only
+          source.rmtree()
+          logging.warning("Deleted corrupt checkpoint step %d (%s)", step, _one_line(error))
+    if count > 1:
+      multihost_utils.sync_global_devices("checkpoint: corrupt steps moved aside")
+    self._manager.reload()
 
   def wait(self) -> None:
     """Blocks until pending saves are complete; raises their errors."""
@@ -192,6 +250,36 @@ class Checkpointer:
       self.wait()
     finally:
       self._manager.close()
+
+
+def is_corruption(error: Exception) -> bool:
+  """Whether a restore error means the step's files are damaged: missing, truncated or garbled
+  (FileNotFoundError, KeyError, ValueError), not that the storage failed to serve them."""
+  if isinstance(error, FileNotFoundError):
+    return True
+  if isinstance(error, KeyError | ValueError):
+    return not str(error).startswith(_STORAGE_STATUS)
+  return False
+
+
+def _process() -> tuple[int, int]:
+  """This process's index and the number of processes of the job."""
+  return jax.process_index(), jax.process_count()
+
+
+def _from_process_0(value: np.ndarray) -> np.ndarray:
+  """Process 0's value on every process (each passes an array of the same shape and dtype)."""
+  if _process()[1] == 1:
+    return value
+  return np.asarray(multihost_utils.broadcast_one_to_all(value))
+
+
+def _steps_of_process_0(steps: list[int]) -> list[int]:
+  """Process 0's list of steps, on every process."""
+  count = int(_from_process_0(np.int32(len(steps))))
+  local = np.zeros(count, np.int32)
+  local[: min(count, len(steps))] = steps[:count]
+  return [int(step) for step in _from_process_0(local)]
 
 
 def _one_line(error: BaseException) -> str:

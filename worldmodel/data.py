@@ -19,14 +19,34 @@ from worldmodel import sharding
 CONTINUOUS = "continuous"  # dataset_size meaning: fresh draws from the training range every step
 
 
-def training_source(scene: sims.Scene, dataset_size: str, seed: int = 0) -> sims.Pool | str:
-  """The study's fixed pool for a dataset-size level, or the "train" split for CONTINUOUS."""
-  if dataset_size == CONTINUOUS:
-    return "train"
-  sims.check_choice(
+def check_dataset_size(scene: sims.Scene, dataset_size: str) -> str:
+  """`dataset_size` if the scene has a pool of that level or it is CONTINUOUS, else a ValueError."""
+  return sims.check_choice(
     f"dataset_size for scene {scene.name!r}", dataset_size, (*scene.dataset_sizes, CONTINUOUS)
   )
+
+
+def training_source(scene: sims.Scene, dataset_size: str, seed: int = 0) -> sims.Pool | str:
+  """The study's fixed pool for a dataset-size level, or the "train" split for CONTINUOUS."""
+  if check_dataset_size(scene, dataset_size) == CONTINUOUS:
+    return "train"
   return scene.pool(dataset_size, seed)
+
+
+def trajectory_batch(
+  scene: sims.Scene,
+  source: sims.Pool | str,
+  key: jax.Array,
+  batch_size: int,
+  num_frames: int,
+  first_index: int | jax.Array = 0,
+) -> sims.Trajectory:
+  """The simulated videos of `video_batch`, before rendering."""
+  index = first_index + jnp.arange(batch_size)
+  keys = jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+  state = jax.vmap(lambda example_key: scene.sample(example_key, 1, source))(keys)
+  state = jax.tree.map(lambda x: x[:, 0], state)  # [batch, 1, ...] -> [batch, ...]
+  return scene.rollout(state, num_frames)
 
 
 def video_batch(
@@ -42,11 +62,8 @@ def video_batch(
 
   The examples are numbers first_index, first_index + 1, ... of the stream that `key` defines.
   """
-  index = first_index + jnp.arange(batch_size)
-  keys = jax.vmap(jax.random.fold_in, (None, 0))(key, index)
-  state = jax.vmap(lambda example_key: scene.sample(example_key, 1, source))(keys)
-  state = jax.tree.map(lambda x: x[:, 0], state)  # [batch, 1, ...] -> [batch, ...]
-  return sims.render(scene.rollout(state, num_frames), resolution)
+  traj = trajectory_batch(scene, source, key, batch_size, num_frames, first_index)
+  return sims.render(traj, resolution)
 
 
 def sharded_video_batch(

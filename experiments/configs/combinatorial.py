@@ -28,8 +28,7 @@ CPU_SIZES = ("micro", "tiny", "small")
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, templates="60", size="B", resolution=256, frames=32)
-  if args.templates not in TEMPLATE_SUBSETS:
-    raise ValueError(f"unknown templates {args.templates!r}; valid: {', '.join(TEMPLATE_SUBSETS)}")
+  common.check_arg("templates", args.templates, TEMPLATE_SUBSETS)
   config = common.law_config("phyre", size=args.size, data=args.templates)
   config.scene_options.templates = args.templates
   config.video.update(num_frames=args.frames, context_frames=1, resolution=args.resolution)
@@ -41,10 +40,11 @@ def get_config(arg: str | None = None):
     num_cases=500,
     batch_size=16,
     metrics=("psnr", "ssim", "lpips", "fvd"),
+    baselines=("copy_last", "blank"),
   )
   if args.size in CPU_SIZES:
     config.model.dtype = "float32"
-    config.objective.options.update(prediction="x")
+    config.objective.flow.update(prediction="x")
     config.optimizer.update(learning_rate=1e-3, warmup_steps=50, ema_decay=0.99)
     config.batch_size = 16
     config.num_steps = 300

@@ -6,22 +6,42 @@ from typing import Any
 
 import ml_collections
 
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("0", "false", "no")
+
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """Parses "key=value,key2=value2" against typed defaults (the text after `config.py:`).
 
-  Values are converted to the type of their default; unknown keys raise a one-line ValueError.
+  Values are converted to the type of their default; unknown keys and values that do not convert
+  raise a one-line ValueError.
   """
   parsed = ml_collections.ConfigDict(defaults)
   for item in filter(None, (arg or "").split(",")):
     key, sep, value = item.partition("=")
     if not sep:
       raise ValueError(f"config argument {item!r} must look like key=value")
-    if key not in defaults:
-      raise ValueError(f"unknown config argument {key!r}; valid: {', '.join(defaults)}")
-    kind = type(defaults[key])
-    parsed[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    check_arg("config argument", key, tuple(defaults))
+    parsed[key] = _convert(key, value, type(defaults[key]))
   return parsed
+
+
+def _convert(key: str, value: str, kind: type) -> Any:
+  """`value` as the type `kind` of the argument `key`'s default."""
+  if kind is bool:
+    check_arg(f"value of config argument {key}", value.lower(), TRUE_WORDS + FALSE_WORDS)
+    return value.lower() in TRUE_WORDS
+  try:
+    return kind(value)
+  except ValueError:
+    raise ValueError(f"config argument {key}={value!r} must be a {kind.__name__}") from None
+
+
+def check_arg(kind: str, value: str, allowed: tuple[str, ...]) -> str:
+  """Returns `value` if it is one of `allowed`, else raises a one-line ValueError listing them."""
+  if value not in allowed:
+    raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(allowed)}")
+  return value
 
 
 def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.ConfigDict:
@@ -30,15 +50,17 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   config.task = task
   config.scene_options = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = ml_collections.ConfigDict(dict(dataset_size=data, pool_seed=0))
+  # cache: > 0 simulates that many training videos once and trains on them (worldmodel/video_cache)
+  config.data = ml_collections.ConfigDict(dict(dataset_size=data, pool_seed=0, cache=0))
   config.video = ml_collections.ConfigDict(dict(num_frames=32, context_frames=3, resolution=128))
   config.model = ml_collections.ConfigDict(
     # remat: recompute each block's activations in the backward pass (less memory, ~1/3 more
     # compute); worth it at 128 x 128 x 32 (4096 tokens) on accelerators with little memory.
     dict(size=size, patch_size=(2, 8, 8), attention="full", dtype="bfloat16", remat=False)
   )
+  # `name` picks the objective; the options of each are its fields (worldmodel/diffusion.py).
   config.objective = ml_collections.ConfigDict(
-    dict(name="flow", options=ml_collections.ConfigDict(dict(time_sampling="logit_normal")))
+    dict(name="flow", flow=dict(time_sampling="logit_normal"), ddpm_v=dict())
   )
   config.optimizer = ml_collections.ConfigDict(
     dict(
@@ -77,6 +99,8 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
       batch_size=32,
       gif_scale=2,
       dataset="",  # DATA_DIR/NAME of a stored eval set (--mode=write_eval_set); "" simulates
+      # predictors scored beside the model on the same cases (experiments/baselines.py)
+      baselines=("copy_last", "blank", "extrapolate"),
     )
   )
   return config

@@ -18,10 +18,11 @@ from experiments.configs import common
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, task="uniform_motion", num_steps=1500)
+  common.check_arg("task", args.task, tuple(common.OOD_LEVELS))
   config = common.law_config(args.task, size="tiny", data="continuous")
   config.video.update(num_frames=8, context_frames=3, resolution=32)
   config.model.update(patch_size=(1, 8, 8), attention="full", dtype="float32")
-  config.objective.options.update(prediction="x")
+  config.objective.flow.update(prediction="x")
   config.optimizer.update(learning_rate=1e-3, warmup_steps=100, ema_decay=0.99)
   config.batch_size = 16
   config.num_steps = args.num_steps

@@ -57,7 +57,7 @@ class Accumulator:
 
     Videos go through `batch_size` at a time; the last batch is padded with copies of the last
     video (and their scores dropped) so that every batch compiles once. Values outside [0, 1] are
-    refused: clip model outputs first.
+    refused (clip model outputs first), and so are NaN and inf.
     """
     pixel.check_videos(real, generated)
     count = len(real)
@@ -67,9 +67,8 @@ class Accumulator:
       keep = min(batch_size, count - start)
       batch = {"real": np.asarray(real[index], np.float32)}
       batch["generated"] = np.asarray(generated[index], np.float32)
-      for videos in batch.values():
-        if videos.min() < 0 or videos.max() > 1:
-          raise ValueError(f"video values must lie in [0, 1]; got [{videos.min()}, {videos.max()}]")
+      for side, videos in batch.items():
+        pixel.check_values(videos, side)
       for name, scores in self._frame_scores.items():
         scores.append(np.asarray(_FRAME_METRICS[name](batch["real"], batch["generated"]))[:keep])
       if "fvd" in self.metrics:

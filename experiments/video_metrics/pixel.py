@@ -34,6 +34,18 @@ def check_videos(*videos: jax.Array | np.ndarray) -> None:
       raise ValueError(f"videos differ in shape: {shape} and {np.shape(other)}")
 
 
+def check_values(videos: np.ndarray, name: str = "videos") -> None:
+  """Raises a one-line ValueError unless every value is finite and in [0, 1]."""
+  finite = np.isfinite(videos)
+  if not finite.all():
+    raise ValueError(
+      f"{name} frames hold {np.size(videos) - finite.sum()} non-finite values (NaN or inf); "
+      "valid: finite values in [0, 1]"
+    )
+  if videos.min() < 0 or videos.max() > 1:
+    raise ValueError(f"{name} values must lie in [0, 1]; got [{videos.min()}, {videos.max()}]")
+
+
 @functools.partial(jax.jit, static_argnames="study_cap")
 def psnr(videos_a: jax.Array, videos_b: jax.Array, *, study_cap: bool = False) -> jax.Array:
   """Per-frame PSNR [n, T] in dB with MAX = 1 (inf, or 100 with study_cap, for equal frames)."""
