@@ -40,7 +40,7 @@ CHUNK = 32  # cases rendered at a time
 
 def floors(name: str, num_cases: int, resolution: int, num_frames: int) -> dict[str, float]:
   """The floors of one scene's ID cases at one resolution and clip length."""
-  scene = sims.make(name)
+  scene = sims.make(name, num_frames=num_frames)
   traj = scene.rollout(scene.sample(jax.random.key(0), num_cases, "id"), num_frames)
   collision = scene.num_objects == 2
   errors, own_grid = None, []

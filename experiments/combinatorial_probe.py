@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from experiments import rater, video_metrics
+from sims.core import WORLD_SIZE
 
 FRAME_METRICS = ("psnr", "ssim", "lpips")
 # The study's Table 2, (model size, training templates) -> split -> metric; phyworld-facts.md 5.3.
@@ -38,6 +39,25 @@ STUDY_TABLE = {
 }
 
 
+# A generated red ball "follows ground truth" where its height stays this close (world units, a
+# tenth of the frame) to the true ball's, on average over the generated frames.
+RED_FOLLOW_DISTANCE = 1.0
+
+
+def red_height_error(truth: np.ndarray, generated: np.ndarray, context_frames: int) -> np.ndarray:
+  """Per video [n]: the mean over generated frames of |y - y_true| (world units) of the red
+  ball's coverage centroid (`rater.coverage_masks`); NaN where the generated red is gone."""
+  heights = []
+  for video in (truth, generated):
+    red = rater.coverage_masks(video[:, context_frames:])[rater.RED_INDEX]  # [n, T', H, W]
+    rows = red.shape[-2]
+    y = (rows - 0.5 - np.arange(rows)) * WORLD_SIZE / rows  # world y of each row (y up)
+    area = red.sum((-2, -1))
+    height = (red.sum(-1) * y).sum(-1) / np.maximum(area, 1e-9)
+    heights.append(np.where(area > 0, height, np.nan))
+  return np.abs(heights[1] - heights[0]).mean(-1)
+
+
 class SplitScores:
   """Accumulates one split's scores batch by batch (memory: one batch of videos)."""
 
@@ -52,7 +72,9 @@ class SplitScores:
     """Scores generated videos against ground truth, [n, T, H, W, 3] in [0, 1], of templates [n]."""
     generated = np.clip(generated, 0.0, 1.0)
     self._metrics.add(truth, generated)
-    self._ratings.append(rater.rate(truth, generated, self.context_frames))
+    rating = rater.rate(truth, generated, self.context_frames)
+    rating["red_height_error"] = red_height_error(truth, generated, self.context_frames)
+    self._ratings.append(rating)
     self._templates.append(np.asarray(templates))
     self._scores = None
 
@@ -75,8 +97,10 @@ class SplitScores:
     return per_video
 
   def summary(self) -> dict[str, float]:
-    """The split's numbers: metrics over all and over generated frames, "cases", and `rater.rates`
-    (type{k}_rate and type{k}_count per type, {check}_rate per check)."""
+    """The split's numbers: metrics over all and over generated frames, "cases", `rater.rates`
+    (type{k}_rate and type{k}_count per type, {check}_rate per check), the mean
+    "red_height_error" (over videos whose red ball is there) and "red_follows_rate", the share
+    of videos whose red ball stays within RED_FOLLOW_DISTANCE of the true one's height."""
     scores = self._metric_scores()
     per_video = self.per_video()
     summary: dict[str, float] = {"cases": len(per_video["template"])}
@@ -90,6 +114,9 @@ class SplitScores:
         )
     rates = rater.rates(per_video)
     summary.update({name: value for name, value in rates.items() if name != "videos"})
+    error = per_video["red_height_error"]
+    summary["red_height_error"] = float(np.nanmean(error)) if np.isfinite(error).any() else np.nan
+    summary["red_follows_rate"] = float(np.mean(error <= RED_FOLLOW_DISTANCE))
     return summary
 
   def per_template(self) -> dict[int, dict[str, float]]:

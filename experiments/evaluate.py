@@ -643,23 +643,29 @@ def _write_template_report(workdir, config, step, summary, per_template, figures
     "Rollout types as the study's raters judged them (`experiments.rater`): type 1 close to "
     "ground truth, type 2 different but physically plausible, type 3 implausible (the abnormal "
     "rate above, automatic, beside the study's human one), and the share of videos each "
-    "plausibility check flags. Rows 'split: name' score a baseline on the same cases "
+    "plausibility check flags. The red ball follows ground truth where its height stays within "
+    f"{combinatorial_probe.RED_FOLLOW_DISTANCE:g} world unit of the true ball's on average over "
+    "the generated frames (in brackets the mean height error of the videos that show it). "
+    "Rows 'split: name' score a baseline on the same cases "
     "(`experiments/baselines.py`: copy_last repeats the context frame, blank draws the empty "
     f"background); a model row marked {NOT_BETTER} does not beat copy_last on generated-frame "
     "PSNR.",
     "",
     "| split | videos | PSNR (generated frames) | SSIM (generated) | LPIPS (generated) "
+    "| red ball follows (height error) "
     "| type 1 | type 2 | type 3 | " + " | ".join(rater.CHECKS).replace("_", " ") + " |",
-    "|---|---|---|---|---|---|---|---|" + "---|" * len(rater.CHECKS),
+    "|---|---|---|---|---|---|---|---|---|" + "---|" * len(rater.CHECKS),
   ]
   for label, numbers in _labelled_rows(summary):
     generated = [
       f"{numbers[f'{name}_generated']:.3f}" if f"{name}_generated" in numbers else "-"
       for name in combinatorial_probe.FRAME_METRICS
     ]
+    follows = f"{100 * numbers['red_follows_rate']:.0f}% ({numbers['red_height_error']:.2f})"
     names = [f"type{kind}" for kind in rater.TYPES] + list(rater.CHECKS)
     rates = [f"{100 * numbers[f'{name}_rate']:.0f}%" for name in names]
-    lines.append(f"| {label} | {numbers['cases']} | " + " | ".join(generated + rates) + " |")
+    cells = [*generated, follows, *rates]
+    lines.append(f"| {label} | {numbers['cases']} | " + " | ".join(cells) + " |")
   lines += ["", "Per template:", "", "| split | template | kinds | videos | type 3 | PSNR |"]
   lines.append("|---|---|---|---|---|---|")
   for split, table in per_template.items():

@@ -47,7 +47,8 @@ def test_config_arguments():
     64,
   )
   assert tuple(config.model.patch_size) == (2, 8, 8)
-  assert (config.batch_size, config.model.dtype, config.num_steps) == (16, "float32", 300)
+  assert (config.batch_size, config.model.dtype, config.num_steps) == (16, "float32", 1500)
+  assert config.data.cache == 1024 and combinatorial.get_config().data.cache == 0
   assert tuple(config.eval.splits) == ("in_template", "out_of_template")
   study = combinatorial.get_config()
   assert (study.video.resolution, study.video.num_frames, study.model.size) == (256, 32, "B")
@@ -143,3 +144,21 @@ def test_training_and_the_table_2_report(tmp_path):
   assert "| copy_last (baseline) |" in report and "| out_of_template: blank | 4 |" in report
   for name in ("in_template_best.gif", "out_of_template_worst.gif", "in_template_filmstrip.png"):
     assert os.path.exists(os.path.join(workdir, "report", name)), name
+
+
+def test_red_height_error_follows_the_falling_ball():
+  truth = falling_ball_video()
+  copied = np.repeat(truth[:, :1], FRAMES, axis=1)
+  blank = truth.copy()
+  blank[:, 1:] = 1.0
+  exact = combinatorial_probe.red_height_error(truth, truth, 1)
+  np.testing.assert_array_equal(exact, 0.0)
+  # the true ball falls 1.2 t^2 at t = 1/3, 2/3, 1: a frozen one is off by 0.62 on average
+  np.testing.assert_allclose(
+    combinatorial_probe.red_height_error(truth, copied, 1), 0.62, atol=0.05
+  )
+  assert np.isnan(combinatorial_probe.red_height_error(truth, blank, 1)).all()
+  scores = combinatorial_probe.SplitScores(("psnr",), 1, batch_size=3)
+  scores.add(truth, truth, np.asarray([10060] * 3))
+  summary = scores.summary()
+  assert summary["red_height_error"] == 0.0 and summary["red_follows_rate"] == 1.0

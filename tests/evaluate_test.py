@@ -91,6 +91,7 @@ def test_eval_cases_are_deterministic_and_thinned_evenly():
   assert jax.tree.leaves(first)[0].shape[0] == 3
 
 
+@pytest.mark.slow
 def test_the_study_hdf5_layout_imports_into_splits_and_evaluates(tmp_path):
   config = small_config()
   config.task = "collision"

@@ -96,6 +96,7 @@ def test_best_of_n_keeps_the_lowest_score_per_case():
     physics.best_of_n(sample, score, jax.random.key(1), 0)
 
 
+@pytest.mark.slow
 def test_reward_fine_tuning_starts_from_the_base_run_and_trains_on_its_best_rollouts(tmp_path):
   base_dir = str(tmp_path / "base")
   config = runs.micro_config(num_steps=2)

@@ -20,6 +20,7 @@ from experiments.configs import physics as physics_config
 from worldmodel import data, diffusion, sharding
 
 
+@pytest.mark.slow
 def test_sharded_steps_give_the_same_losses_as_one_device():
   config = runs.micro_config()
   devices = jax.devices()
@@ -78,6 +79,7 @@ def test_sharded_batches_equal_the_one_device_batch_example_for_example():
     data.sharded_video_batch(scene, "train", jax.random.key(0), 12, 4, 16, sharding.make_mesh())
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_on_another_mesh_continues_the_same_run(tmp_path):
   """A killed run resumes from its last checkpoint, here on 8 devices (2 x 4) instead of 1, and
   takes the steps an uninterrupted run takes; the evaluation report follows."""

@@ -60,10 +60,15 @@ def test_bad_cache_sizes_are_refused_before_simulating():
   )
 
 
-def test_a_cached_run_trains_on_the_streaming_runs_first_batches(tmp_path):
+def cached_config():
   config = runs.micro_config(num_steps=3)
   config.data.cache = 2 * config.batch_size
   config.log_every_steps = 1
+  return config
+
+
+def test_the_trainers_cache_holds_the_streaming_runs_first_batches():
+  config = cached_config()
   experiment = train.make_experiment(config)
   base_key = jax.random.key(config.seed)
   cache = train._build_video_cache(experiment, "train", None, base_key)
@@ -71,6 +76,11 @@ def test_a_cached_run_trains_on_the_streaming_runs_first_batches(tmp_path):
     data_key = train.step_keys(base_key, step)[0]
     streamed = np.round(np.asarray(experiment.video_batch("train", data_key)) * 255)
     np.testing.assert_array_equal(cache[step * 8 : (step + 1) * 8], streamed)
+
+
+@pytest.mark.slow
+def test_a_cached_run_trains(tmp_path):
+  config = cached_config()
   state = train.run(config, str(tmp_path))
   assert int(state["step"]) == 3
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()

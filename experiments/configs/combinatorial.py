@@ -11,10 +11,11 @@ study, at PHYRE's 3 frames per second). Patches are 2 frames by resolution / 16 
 templates, new red-ball trials) and 500 out-of-template cases (the 10 held-out templates) and
 scores them as the study's Table 2: FVD, SSIM, PSNR, LPIPS and the abnormal rate.
 
-The tiny sizes (micro, tiny, small) get the CPU recipe of the quickstart: float32, batch 16,
-learning rate 1e-3, the flow objective predicting clean frames, 300 steps, 32 evaluation cases
-per split and 8 sampling steps. A CPU run (jax2d simulates a few videos/s on 2 cores, so the
-data costs most of each step; ~40 minutes with the report):
+The tiny sizes (micro, tiny, small) get a CPU recipe: float32, batch 16, learning rate 1e-3,
+the flow objective predicting clean frames, 1500 steps on a cache of 1024 training videos
+simulated once (`data.cache`: jax2d simulates about 4 videos/s on 2 cores, too slow to run in
+every step), 32 evaluation cases per split and 8 sampling steps. A CPU run, 35 minutes on 2
+cores with the report (docs/combinatorial_cpu.md has its numbers and filmstrip):
 
     python -m experiments.main --workdir=/tmp/combinatorial_cpu \
         --config=experiments/configs/combinatorial.py:templates=6,size=tiny,resolution=64,frames=8
@@ -47,8 +48,9 @@ def get_config(arg: str | None = None):
     config.objective.flow.update(prediction="x")
     config.optimizer.update(learning_rate=1e-3, warmup_steps=50, ema_decay=0.99)
     config.batch_size = 16
-    config.num_steps = 300
-    config.log_every_steps = 20
-    config.checkpoint_every_steps = 100
+    config.data.cache = 1024
+    config.num_steps = 1500
+    config.log_every_steps = 50
+    config.checkpoint_every_steps = 500
     config.eval.update(num_cases=32, sample_steps=8, gif_scale=2)
   return config
