@@ -2,7 +2,7 @@
 
     python -m experiments.main --config=experiments/configs/quickstart.py --workdir=/tmp/quickstart
 
-About 10 minutes on 2 CPU cores (1500 steps at ~3 steps/s, then the report). The recipe that
+About 15 minutes on 2 CPU cores (1500 steps at 2-3 steps/s, then the report). The recipe that
 learns this fast: 32 x 32 frames, 8 of them (3 context, 5 predicted); a 1M-parameter DiT over
 8 x 8 patches (128 tokens); and a flow objective whose network predicts the clean frames
 (prediction="x"), which turns the nearly deterministic future into a regression.
