@@ -3,8 +3,16 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 WORKDIR ?= workdirs/quickstart
+MECHANISMS ?= workdirs/mechanisms
+# The mechanism experiments at CPU size (docs/mechanisms.md): run name = config:argument.
+MECHANISM_RUNS := \
+  gap1=velocity_gap.py:panel=1 gap2=velocity_gap.py:panel=2 gap3=velocity_gap.py:panel=3 \
+  gap4=velocity_gap.py:panel=4 gap5=velocity_gap.py:panel=5 \
+  mem_right=memorization.py:flip=false mem_both=memorization.py:flip=true \
+  hole_2_3=collision_hole.py:hole=square_2_3 hole_half=collision_hole.py:hole=half \
+  hole_three=collision_hole.py:hole=three
 
-.PHONY: quickstart test test-slow test-all lint bench
+.PHONY: quickstart test test-slow test-all lint bench mechanisms
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +22,17 @@ $(STAMP): pyproject.toml
 
 quickstart: $(STAMP)
 	$(VENV)/bin/python -m experiments.main --config=experiments/configs/quickstart.py --workdir=$(WORKDIR)
+
+# Trains and evaluates every run of MECHANISM_RUNS (about 8 minutes each on 2 cores; finished
+# runs are kept), then draws each probe's runs side by side in $(MECHANISMS)/compare.
+mechanisms: $(STAMP)
+	for run in $(MECHANISM_RUNS); do \
+	  name=$${run%%=*}; config=$${run#*=}; \
+	  test -f $(MECHANISMS)/$$name/eval.json || $(VENV)/bin/python -m experiments.main \
+	    --config=experiments/configs/mechanisms/$$config --workdir=$(MECHANISMS)/$$name || exit 1; \
+	done
+	$(VENV)/bin/python -m experiments.main --mode=compare --workdir=$(MECHANISMS)/compare \
+	  --runs='$(MECHANISMS)/*'
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

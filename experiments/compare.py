@@ -15,7 +15,10 @@ over the scored cases, the parser floor on the ground-truth frames and the numbe
 
     python -m experiments.main --mode=compare --workdir=OUT --runs='DIR1,DIR2,glob*'
 
-writes `OUT/scaling.md` (ours beside the study's numbers) and `OUT/scaling.png`.
+writes `OUT/scaling.md` (ours beside the study's numbers) and `OUT/scaling.png`. Runs of a
+mechanism experiment (an `eval.json` with probe numbers, `experiments.probes`) are drawn side by
+side instead, one image per probe (`OUT/<probe>.png`, e.g. Figure 5's five panels), with their
+headline numbers in `OUT/mechanisms.md`.
 """
 
 from __future__ import annotations
@@ -89,17 +92,97 @@ def load_runs(workdirs: Sequence[str]) -> list[Run]:
   A directory without `eval.json` is skipped with a warning; a malformed file raises a one-line
   ValueError naming it. Each summary has the run's labels, "id", "ood", "id_floor", "ood_floor".
   """
-  runs, seen = [], set()
-  for workdir in _expand(workdirs):
-    if workdir in seen:
-      continue
-    seen.add(workdir)
+  runs = []
+  for path in _eval_files(workdirs):
+    if not _probes_only(path):
+      runs.append(_summarize(path))
+  return runs
+
+
+def _eval_files(workdirs: Sequence[str]) -> list[str]:
+  """The `eval.json` path of each distinct workdir that has one (the others skipped, warned)."""
+  paths = []
+  for workdir in dict.fromkeys(_expand(workdirs)):
     path = os.path.join(workdir, EVAL_FILE)
     if not os.path.isfile(path):
       logging.warning("skipping %s: no %s", workdir, EVAL_FILE)
       continue
-    runs.append(_summarize(path))
-  return runs
+    paths.append(path)
+  return paths
+
+
+def _read(path: str) -> Any:
+  """The JSON in `path`, or a one-line ValueError naming the file."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as error:
+    raise ValueError(f"malformed {path}: {str(error).splitlines()[0]}") from None
+
+
+def _probes_only(path: str) -> bool:
+  """Whether an eval.json is a mechanism run's: probe numbers and no OOD split to scale."""
+  evaluation = _read(path)
+  return (
+    isinstance(evaluation, dict)
+    and bool(evaluation.get("probes"))
+    and not evaluation.get("ood_splits")
+  )
+
+
+def load_probe_runs(workdirs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+  """(label, probe numbers) of every run whose eval.json has probe numbers, ordered by label:
+  the run's preset (e.g. "fig5_panel3") and direction where it has them, else its workdir."""
+  runs = []
+  for path in _eval_files(workdirs):
+    evaluation = _read(path)
+    found = evaluation.get("probes") if isinstance(evaluation, dict) else None
+    if found:
+      runs.append((_probe_label(path, found), found))
+  return sorted(runs, key=lambda run: run[0])
+
+
+def _probe_label(path: str, found: dict[str, Any]) -> str:
+  numbers = next(iter(found.values()))
+  parts = [str(numbers[key]) for key in ("preset", "direction") if numbers.get(key)]
+  return ", ".join(parts) or os.path.basename(os.path.dirname(path))
+
+
+def write_probe_comparison(runs: Sequence[tuple[str, dict[str, Any]]], out_dir: str) -> str:
+  """Per probe, its figure of every run side by side (`<probe>.png`) and a table of its headline
+  numbers; returns the path of `mechanisms.md`."""
+  from experiments import probes  # the probe classes draw their own panels
+
+  os.makedirs(out_dir, exist_ok=True)
+  lines = ["# Mechanism experiments", ""]
+  names = _ordered({name for _, found in runs for name in found}, tuple(probes.PROBES))
+  for name in names:
+    probe = probes.PROBES[name]
+    panels = [(label, found[name]) for label, found in runs if name in found]
+    figure = Figure(figsize=(4.4 * len(panels), 4.0))
+    for index, (label, numbers) in enumerate(panels):
+      probe.draw(figure.add_subplot(1, len(panels), index + 1), numbers, label)
+    figure.tight_layout()
+    figure.savefig(os.path.join(out_dir, f"{name}.png"), dpi=100)
+    headlines = [probe.headline(numbers) for _, numbers in panels]
+    columns = list(headlines[0])
+    lines += [
+      f"## {probe.title}",
+      "",
+      "| run | " + " | ".join(columns) + " |",
+      "|---|" + "---|" * len(columns),
+      *(
+        f"| {label} | " + " | ".join(row[c] for c in columns) + " |"
+        for (label, _), row in zip(panels, headlines, strict=True)
+      ),
+      "",
+      f"![{name}]({name}.png)",
+      "",
+    ]
+  markdown = os.path.join(out_dir, "mechanisms.md")
+  with open(markdown, "w") as f:
+    f.write("\n".join(lines))
+  return markdown
 
 
 def _expand(entries: Sequence[str]) -> list[str]:
@@ -117,9 +200,8 @@ def _expand(entries: Sequence[str]) -> list[str]:
 
 def _summarize(path: str) -> Run:
   """The run summary of one `eval.json`, or a one-line ValueError naming the file."""
+  evaluation = _read(path)
   try:
-    with open(path) as f:
-      evaluation = json.load(f)
     if not isinstance(evaluation, dict):
       raise TypeError(f"expected a JSON object, got {type(evaluation).__name__}")
     splits, ood_splits = evaluation["splits"], evaluation["ood_splits"]
@@ -219,13 +301,17 @@ def write_comparison(runs: Sequence[Run], out_dir: str) -> str:
   return markdown
 
 
-def run(runs_arg: str, out_dir: str) -> str:
-  """Compares the runs of a comma-separated list of workdirs and glob patterns; returns the .md."""
+def run(runs_arg: str, out_dir: str) -> list[str]:
+  """Compares the runs of a comma-separated list of workdirs and glob patterns: the scaling
+  table of the law runs, the side-by-side probes of the mechanism runs; returns the .md files."""
   entries = [entry.strip() for entry in runs_arg.split(",") if entry.strip()]
-  runs = load_runs(entries)
-  if not runs:
+  runs, probe_runs = load_runs(entries), load_probe_runs(entries)
+  if not runs and not probe_runs:
     raise ValueError(f"no run with {EVAL_FILE} in --runs={runs_arg!r}; evaluate the runs first")
-  return write_comparison(runs, out_dir)
+  written = [write_comparison(runs, out_dir)] if runs else []
+  if probe_runs:
+    written.append(write_probe_comparison(probe_runs, out_dir))
+  return written
 
 
 def _ordered(names, preferred: Sequence[str]) -> list[str]:

@@ -16,7 +16,7 @@ import functools
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -36,6 +36,7 @@ from experiments import (
   physics_probe,
   phyworld_hdf5,
   plots,
+  probes,
   rater,
   train,
   velocity_probe,
@@ -87,33 +88,6 @@ def make_predictor(experiment: train.Experiment):
     return physics.best_of_n(sample, score, key, config.eval.best_of)[0]
 
   return predict
-
-
-def to_uint8(frames: np.ndarray, scale: int) -> np.ndarray:
-  frames = np.asarray(frames)
-  if scale > 1:
-    frames = frames.repeat(scale, axis=-3).repeat(scale, axis=-2)
-  return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-
-
-def side_by_side(truth: np.ndarray, prediction: np.ndarray, scale: int) -> np.ndarray:
-  """[T, rows * H, 2 * W + gap, 3] uint8: each case's ground truth (left) and prediction."""
-  truth, prediction = to_uint8(truth, scale), to_uint8(prediction, scale)
-  gap = np.full((*truth.shape[:3], 4, 3), 128, np.uint8)
-  rows = np.concatenate([truth, gap, prediction], axis=3)  # [n, T, H, 2W + gap, 3]
-  separator = np.full((rows.shape[0], rows.shape[1], 4, *rows.shape[3:]), 128, np.uint8)
-  rows = np.concatenate([rows, separator], axis=2)
-  return np.concatenate(list(rows), axis=1)
-
-
-def filmstrip(truth: np.ndarray, prediction: np.ndarray, scale: int) -> np.ndarray:
-  """One image: per case, a row of ground-truth frames above a row of predicted frames."""
-  pair = np.stack([to_uint8(truth, scale), to_uint8(prediction, scale)], axis=1)  # [n,2,T,H,W,3]
-  pair = np.pad(pair, ((0, 0), (0, 0), (0, 0), (0, 2), (0, 2), (0, 0)), constant_values=128)
-  n, _, t, h, w, c = pair.shape
-  rows = pair.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, t * w, c)
-  rows = np.pad(rows, ((0, 0), (0, 6), (0, 0), (0, 0)), constant_values=255)
-  return rows.reshape(n * (2 * h + 6), t * w, c)
 
 
 @dataclasses.dataclass
@@ -247,9 +221,11 @@ def evaluate_split(
   predict: Any,
   cases: tuple[sims.Trajectory, Any],
   render_width: int | None = velocity_probe.STUDY_RENDER_WIDTH,
+  active_probes: Sequence[probes.Probe] = (),
 ) -> tuple[dict[str, LawScores], _Extremes, np.ndarray]:
   """Scores of the model ("model") and of each of `eval.baselines` on every case of a split,
-  the model's best and worst rollouts and a filmstrip. `render_width`: `velocity_probe`'s."""
+  the model's best and worst rollouts and a filmstrip; each batch of the model's rollouts also
+  goes to `active_probes`. `render_width`: `velocity_probe`'s."""
   config = experiment.config
   scores = {name: LawScores() for name in ("model", *config.eval.baselines)}
   extremes = _Extremes()
@@ -262,9 +238,14 @@ def evaluate_split(
     }
     real_truth, real_prediction = np.asarray(truth[:num_real]), np.asarray(prediction[:num_real])
     extremes.update(errors["model"].velocity_error, real_truth, real_prediction)
+    if active_probes:
+      real_traj = jax.tree.map(lambda x, n=num_real: x[:n], traj)
+      batch = probes.Batch(split, index, real_traj, real_truth, real_prediction, errors["model"])
+      for probe in active_probes:
+        probe.update(batch)
     if index[0] == 0:
       shown = slice(0, min(FILMSTRIP_CASES, num_real))
-      strip = filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
+      strip = outputs.filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
   return scores, extremes, strip
 
 
@@ -293,7 +274,7 @@ def evaluate_combinatorial_split(
       scores[name].add(truth, np.asarray(video[real]), templates[index])
     if index[0] == 0:
       shown = slice(0, min(FILMSTRIP_CASES, len(index)))
-      strip = filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
+      strip = outputs.filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
     generated = slice(context_frames, None)
     frame_mse = np.mean((prediction[:, generated] - truth[:, generated]) ** 2, axis=(1, 2, 3, 4))
     extremes.update(frame_mse, truth, prediction)
@@ -420,6 +401,7 @@ def _evaluate_laws(
     if metadata["source"] != "simulated":  # the study's files: drawn on its own pixel grid
       render_width = None
   summary, per_case, figures = {}, {}, {}
+  active_probes = probes.make(config.eval.probes, scene, config)
   for split in config.eval.splits:
     cases = (
       stored_split(stored[split])
@@ -427,7 +409,7 @@ def _evaluate_laws(
       else simulated_split(experiment, eval_cases(experiment, split))
     )
     scores, extremes, strip = evaluate_split(
-      experiment, params, split, predict, cases, render_width
+      experiment, params, split, predict, cases, render_width, active_probes
     )
     outputs.write_png(out_dir / f"{split}_filmstrip.png", strip)
     errors = per_case[split] = scores["model"].errors
@@ -450,9 +432,11 @@ def _evaluate_laws(
       logging.warning("eval %s: %s", name, numbers["warning"])
   plots.error_heatmap(scene, per_case, out_dir / "error_heatmap.png")
   plots.error_vs_velocity(scene, per_case, out_dir / "error_vs_velocity.png")
+  sections = {probe.name: probe.finish(out_dir, REPORT_DIR) for probe in active_probes}
   ood_splits = [s for s in config.eval.splits if s.startswith("ood_")]
-  _write_eval_json(workdir, config, step, summary, "id", ood_splits)
-  _write_report(workdir, config, step, summary, figures)
+  probe_numbers = {name: section.numbers for name, section in sections.items()}
+  _write_eval_json(workdir, config, step, summary, "id", ood_splits, probes=probe_numbers)
+  _write_report(workdir, config, step, summary, figures, list(sections.values()))
   return summary
 
 
@@ -489,7 +473,7 @@ def _write_extremes(out_dir, split: str, extremes: _Extremes, scale: int) -> dic
       continue
     score, truth, prediction = case
     name = f"{split}_{kind}.gif"
-    outputs.write_gif(out_dir / name, side_by_side(truth[None], prediction[None], scale))
+    outputs.write_gif(out_dir / name, outputs.side_by_side(truth[None], prediction[None], scale))
     written[kind] = (name, score)
   return written
 
@@ -509,7 +493,7 @@ def _write_eval_json(workdir, config, step, summary, id_split, ood_splits, **ext
   outputs.path(workdir, "eval.json").write_text(json.dumps(record, indent=2, allow_nan=True))
 
 
-def _write_report(workdir, config, step, summary, figures) -> None:
+def _write_report(workdir, config, step, summary, figures, sections) -> None:
   video = config.video
   lines = [
     f"# {config.task}: DiT-{config.model.size}, data {config.data.dataset_size}, step {step}",
@@ -541,7 +525,10 @@ def _write_report(workdir, config, step, summary, figures) -> None:
     f"![error heat map]({REPORT_DIR}/error_heatmap.png)",
     "",
     f"![error vs velocity]({REPORT_DIR}/error_vs_velocity.png)",
+    "",
   ]
+  for section in sections:
+    lines += section.lines
   lines += _figure_lines(figures, "velocity error", "{:.4f}")
   outputs.path(workdir, "report.md").write_text("\n".join(lines) + "\n")
 

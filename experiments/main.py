@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
 
     if not _RUNS.value:
       sys.exit("error: --mode=compare needs --runs=DIR1,DIR2,... (globs allowed)")
-    print(f"scaling table: {compare.run(_RUNS.value, workdir)}")
+    print(f"comparison: {', '.join(compare.run(_RUNS.value, workdir))}")
     return
   if config is None:
     sys.exit(f"error: --mode={_MODE.value} needs --config=experiments/configs/<name>.py")

@@ -60,3 +60,30 @@ def save_figure(figure, target: epath.Path, dpi: int = 120) -> None:
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=dpi)
   write_bytes(target, buffer.getvalue())
+
+
+def to_uint8(frames: np.ndarray, scale: int) -> np.ndarray:
+  frames = np.asarray(frames)
+  if scale > 1:
+    frames = frames.repeat(scale, axis=-3).repeat(scale, axis=-2)
+  return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def side_by_side(truth: np.ndarray, prediction: np.ndarray, scale: int) -> np.ndarray:
+  """[T, rows * H, 2 * W + gap, 3] uint8: each case's ground truth (left) and prediction."""
+  truth, prediction = to_uint8(truth, scale), to_uint8(prediction, scale)
+  gap = np.full((*truth.shape[:3], 4, 3), 128, np.uint8)
+  rows = np.concatenate([truth, gap, prediction], axis=3)  # [n, T, H, 2W + gap, 3]
+  separator = np.full((rows.shape[0], rows.shape[1], 4, *rows.shape[3:]), 128, np.uint8)
+  rows = np.concatenate([rows, separator], axis=2)
+  return np.concatenate(list(rows), axis=1)
+
+
+def filmstrip(truth: np.ndarray, prediction: np.ndarray, scale: int) -> np.ndarray:
+  """One image: per case, a row of ground-truth frames above a row of predicted frames."""
+  pair = np.stack([to_uint8(truth, scale), to_uint8(prediction, scale)], axis=1)  # [n,2,T,H,W,3]
+  pair = np.pad(pair, ((0, 0), (0, 0), (0, 0), (0, 2), (0, 2), (0, 0)), constant_values=128)
+  n, _, t, h, w, c = pair.shape
+  rows = pair.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, t * w, c)
+  rows = np.pad(rows, ((0, 0), (0, 6), (0, 0), (0, 0)), constant_values=255)
+  return rows.reshape(n * (2 * h + 6), t * w, c)

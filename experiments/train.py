@@ -24,7 +24,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 import sims
-from experiments import baselines, outputs, video_metrics
+from experiments import baselines, outputs, probes, video_metrics
 from experiments import metrics as metrics_lib
 from worldmodel import checkpoint as checkpoint_lib
 from worldmodel import data, diffusion, dit, physics, sharding, video_cache
@@ -135,6 +135,7 @@ def check_eval_settings(config: ml_collections.ConfigDict, scene: sims.Scene) ->
   for name in settings.get("metrics", ()):
     sims.check_choice("eval.metrics entry", name, video_metrics.METRICS)
   baselines.check(scene, settings.baselines)
+  probes.check(settings.probes, scene)
   for name in EVAL_COUNTS:
     if settings[name] < 1:
       raise ValueError(f"eval.{name}={settings[name]} must be >= 1")

@@ -53,6 +53,8 @@ class CaseErrors:
   floor_mean_then_abs: np.ndarray
   velocity_error_study: np.ndarray
   floor_study: np.ndarray
+  # [N, K] the study's mean parsed x velocity per ball over its scored pairs (generated frames)
+  velocity_study: np.ndarray
 
   def _arrays(self) -> list[np.ndarray]:
     return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -129,24 +131,34 @@ def study_errors(
   code compares with the launch speed, which every true pair equals). Collisions: the same per
   ball over the pairs after the collision pair, averaged over the balls.
   """
+  true_v, parsed_v = study_velocities(true_x, parsed_x, frames, collision)
+  return np.abs(parsed_v - true_v).mean(-1)
+
+
+def study_velocities(
+  true_x: np.ndarray, parsed_x: np.ndarray, frames: np.ndarray, collision: bool
+) -> tuple[np.ndarray, np.ndarray]:
+  """The mean true and parsed x velocities [n, K] over the pairs the study's code scores (see
+  `study_errors`; NaN where none)."""
   true_x, parsed_x = np.asarray(true_x, np.float64), np.asarray(parsed_x, np.float64)
-  return np.array(
-    [
-      _study_error(truth[kept], parsed[kept], collision)
-      for truth, parsed, kept in zip(true_x, parsed_x, np.asarray(frames), strict=True)
-    ]
-  )
+  means = [
+    _study_velocity(truth[kept], parsed[kept], collision)
+    for truth, parsed, kept in zip(true_x, parsed_x, np.asarray(frames), strict=True)
+  ]
+  return np.array([m[0] for m in means]), np.array([m[1] for m in means])
 
 
-def _study_error(true_x: np.ndarray, parsed_x: np.ndarray, collision: bool) -> float:
-  """One video's error from the x centres [m, K] of its kept frames."""
+def _study_velocity(
+  true_x: np.ndarray, parsed_x: np.ndarray, collision: bool
+) -> tuple[np.ndarray, np.ndarray]:
+  """One video's mean (true, parsed) x velocities [K] from the x centres [m, K] of its kept
+  frames."""
   true_v = np.diff(true_x, axis=0) / sims.FRAME_DT
   parsed_v = np.diff(parsed_x, axis=0) / sims.FRAME_DT
   start = collision_pair(true_v) + 1 if collision else 0
   if start >= len(true_v):
-    return float("nan")
-  gap = parsed_v[start:].mean(0) - true_v[start:].mean(0)
-  return float(np.abs(gap).mean())
+    return np.full(true_x.shape[1], np.nan), np.full(true_x.shape[1], np.nan)
+  return true_v[start:].mean(0), parsed_v[start:].mean(0)
 
 
 def collision_pair(true_v: np.ndarray) -> int:
@@ -179,7 +191,10 @@ def case_errors(
 
   def study(video):
     parsed = parsing.study_parse(video, colors, render_width).position[..., 0]
-    return study_errors(traj.position[..., 0], parsed, frames, collision)
+    return study_velocities(traj.position[..., 0], parsed, frames, collision)
+
+  true_v, generated_v = study(prediction)
+  _, floor_v = study(truth)
 
   params = np.asarray(scene.params_of(initial_state(traj)))
   return CaseErrors(
@@ -189,8 +204,9 @@ def case_errors(
     velocity_error_mean_then_abs=np.asarray(error_mean),
     floor=np.asarray(floor_error),
     floor_mean_then_abs=np.asarray(floor_mean),
-    velocity_error_study=study(prediction),
-    floor_study=study(truth),
+    velocity_error_study=np.abs(generated_v - true_v).mean(-1),
+    floor_study=np.abs(floor_v - true_v).mean(-1),
+    velocity_study=generated_v,
   )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import physics
+from sims import physics, regions
 from sims.core import (
   BLUE,
   FRAME_DT,
@@ -35,6 +37,7 @@ SPACE = make_space(
     "all": ("radius1", "radius2", "speed1", "speed2"),
   },
 )
+SPACE = regions.with_sweep(SPACE, regions.FIG6_AXES)
 # Dataset-size level -> (speeds per ball, radii per ball); the pool is the 4-D grid.
 GRID_SIZES = {"30K": (21, 8), "300K": (41, 14), "3M": (71, 26)}
 
@@ -55,7 +58,8 @@ class Collision(Scene):
   (`place_eval`); for an 8-frame clip that is 2 before and 2 after, and 1 before and 2 after. The
   contact point is drawn so that both balls start fully in view; when no such placement exists
   (very fast or very large balls) the earliest allowed contact time is used and the balls may
-  start partly out of view.
+  start partly out of view. `train_holes` removes boxes from the training range and adds the
+  split "hole" (`sims.regions`).
   """
 
   name = "collision"
@@ -69,7 +73,10 @@ class Collision(Scene):
     *,
     colors: tuple[tuple[float, float, float], ...] = (RED, BLUE),
     num_frames: int = NUM_FRAMES,
+    train_holes: str | Sequence | None = None,
   ):
+    if train_holes is not None:
+      self.space = regions.with_holes(self.space, train_holes)
     if len(colors) != 2:
       raise ValueError(f"colors must name 2 colours, got {len(colors)}")
     post = scaled_frames(STUDY_POST_FRAMES, num_frames)

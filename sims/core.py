@@ -174,7 +174,7 @@ class Scene(abc.ABC):
   @property
   def splits(self) -> tuple[str, ...]:
     """Names accepted by `sample` and `sample_params`."""
-    return tuple(self.space.splits)
+    return self.space.split_names
 
   def sample_params(self, key: jax.Array, n: int, split: str) -> jax.Array:
     """Draws [n, P] physical parameters (ordered as `param_names`) from a split."""
@@ -206,9 +206,12 @@ class Scene(abc.ABC):
     return self.space.grid(self.check_split(split), points)
 
   def pool(self, dataset_size: str, seed: int = 0) -> Pool:
-    """A fixed training set: the study's parameter grid plus one placement seed per entry."""
-    params = jnp.asarray(self.pool_params(self.check_dataset_size(dataset_size), seed))
-    return Pool(params=params, key=jax.random.key(seed))
+    """A fixed training set: the study's parameter grid (the part of it in the "train" region
+    where the scene has one) plus one placement seed per entry."""
+    params = self.pool_params(self.check_dataset_size(dataset_size), seed)
+    if "train" in self.space.regions:
+      params = params[self.space.regions["train"].contains(params)]
+    return Pool(params=jnp.asarray(params), key=jax.random.key(seed))
 
   def sample(self, key: jax.Array, n: int, split: str | Pool = "train") -> BallState:
     """Draws n initial states from a named split (fresh parameters and placements) or a Pool.

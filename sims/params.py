@@ -6,6 +6,10 @@ uniformly per example, then each parameter uniformly within its band. The named 
 the study: a level makes a set of parameters OOD; `<level>` mixes every low/high assignment,
 `<level>_low` / `<level>_high` make all of them low / high, and `<level>_cross` (levels with two or
 more parameters) mixes low and high.
+
+A space may also hold region splits (`Region`: a union of disjoint boxes, sampled uniformly over
+its volume), which take precedence over band splits of the same name: a training set with holes
+replaces "train" by a region and adds the left-out part as a split of its own (`sims.regions`).
 """
 
 from __future__ import annotations
@@ -35,15 +39,99 @@ class Bands:
 
 
 @dataclasses.dataclass(frozen=True)
+class Region:
+  """A union of disjoint closed boxes [lo, hi] in parameter space, sampled uniformly by volume.
+
+  `grid_axes`, where given, are the values per parameter of the region's evaluation grid (the
+  study's linspace grids); otherwise the grid is built per box like a band split's.
+  """
+
+  lo: np.ndarray  # [B, P]
+  hi: np.ndarray  # [B, P]
+  grid_axes: tuple[np.ndarray, ...] | None = None
+
+  @property
+  def volumes(self) -> np.ndarray:
+    return np.prod(self.hi - self.lo, axis=1)
+
+  def contains(self, params: np.ndarray) -> np.ndarray:
+    """[N] whether each row of [N, P] parameters lies in some box (edges included)."""
+    params = np.asarray(params)[:, None]
+    inside = (params >= self.lo - 1e-6) & (params <= self.hi + 1e-6)  # [N, B, P]
+    return inside.all(-1).any(-1)
+
+  def sample(self, key: jax.Array, n: int) -> jax.Array:
+    """[n, P] float32 parameters uniform over the region's volume."""
+    pick_key, value_key = jax.random.split(key)
+    logits = jnp.log(jnp.asarray(self.volumes / self.volumes.sum(), jnp.float32))
+    box = jax.random.categorical(pick_key, logits, shape=(n,))
+    lo, hi = jnp.asarray(self.lo, jnp.float32)[box], jnp.asarray(self.hi, jnp.float32)[box]
+    return lo + jax.random.uniform(value_key, lo.shape) * (hi - lo)
+
+  def grid(self, points: int) -> np.ndarray:
+    """The evaluation grid [N, P]: `grid_axes`' product, else `points` cell midpoints per
+    parameter in every box."""
+    if self.grid_axes is not None:
+      return linspace_grid(*self.grid_axes)
+    cells = (np.arange(points) + 0.5) / points
+    boxes = zip(self.lo, self.hi, strict=True)
+    return np.concatenate(
+      [
+        linspace_grid(*(a + cells * (b - a) for a, b in zip(lo, hi, strict=True)))
+        for lo, hi in boxes
+      ]
+    )
+
+
+def box_difference(lo: np.ndarray, hi: np.ndarray, holes: Region) -> Region:
+  """The box [lo, hi] minus the holes, as disjoint boxes: the cells between every hole edge
+  that lie in no hole."""
+  edges = [
+    np.unique(np.clip(np.concatenate([[a, b], holes.lo[:, i], holes.hi[:, i]]), a, b))
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True))
+  ]
+  cells = list(itertools.product(*(range(len(e) - 1) for e in edges)))
+  cell_lo = np.array([[e[j] for e, j in zip(edges, c, strict=True)] for c in cells])
+  cell_hi = np.array([[e[j + 1] for e, j in zip(edges, c, strict=True)] for c in cells])
+  centre = 0.5 * (cell_lo + cell_hi)
+  inside = (centre[:, None] > holes.lo) & (centre[:, None] < holes.hi)
+  keep = ~inside.all(-1).any(-1) & (np.prod(cell_hi - cell_lo, axis=1) > 0)
+  return Region(cell_lo[keep], cell_hi[keep])
+
+
+@dataclasses.dataclass(frozen=True)
 class ParamSpace:
-  """Named parameters, their bands, and splits as tables of band alternatives."""
+  """Named parameters, their bands, splits as tables of band alternatives, and region splits."""
 
   names: tuple[str, ...]
   bands: tuple[Bands, ...]
   splits: Mapping[str, np.ndarray]  # name -> [alternatives, P] of ID / LOW / HIGH
+  regions: Mapping[str, Region] = dataclasses.field(default_factory=dict)
+
+  @property
+  def split_names(self) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*self.splits, *self.regions]))
+
+  def with_regions(self, **regions: Region) -> ParamSpace:
+    """This space with region splits added (replacing any of the same name)."""
+    return dataclasses.replace(self, regions={**self.regions, **regions})
+
+  @property
+  def id_box(self) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) [P] of the in-distribution range."""
+    return np.array([b.id[0] for b in self.bands]), np.array([b.id[1] for b in self.bands])
+
+  def in_train(self, params: np.ndarray) -> np.ndarray:
+    """[N] whether parameters lie in the training set's range ("train" region or ID box)."""
+    if "train" in self.regions:
+      return self.regions["train"].contains(params)
+    lo, hi = self.id_box
+    return ((params >= lo - 1e-6) & (params <= hi + 1e-6)).all(-1)
 
   def sample(self, key: jax.Array, n: int, split: str) -> jax.Array:
     """Draws [n, P] float32 parameters from the named split."""
+    if split in self.regions:
+      return self.regions[split].sample(jax.random.fold_in(key, zlib.crc32(split.encode())), n)
     table = jnp.asarray(self.splits[split])
     lows = jnp.asarray([[b.id[0], b.low[0], b.high[0]] for b in self.bands], jnp.float32)
     highs = jnp.asarray([[b.id[1], b.low[1], b.high[1]] for b in self.bands], jnp.float32)
@@ -62,6 +150,8 @@ class ParamSpace:
     endpoints-inclusive linspace grids of the training pools), and the alternatives' grids are
     concatenated.
     """
+    if split in self.regions:
+      return self.regions[split].grid(points)
     cells = (np.arange(points) + 0.5) / points
     grids = []
     for modes in self.splits[split]:

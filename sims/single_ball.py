@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import physics
+from sims import physics, regions
 from sims.core import (
   FRAME_DT,
   GRAVITY,
@@ -24,9 +25,10 @@ from sims.core import (
 )
 from sims.params import Bands, linspace_grid, make_space
 
-DIRECTIONS = ("right", "left", "up", "down")
+# "both": right or left with equal probability (the study's horizontally flipped training set).
+DIRECTIONS = ("right", "left", "up", "down", "both")
 
-# The study's code ranges for uniform motion and the parabola (radius, speed).
+# The study's code ranges for uniform motion and the parabola (radius, speed), and Figure 5's grid.
 SPACE = make_space(
   ("radius", "speed"),
   (
@@ -35,6 +37,7 @@ SPACE = make_space(
   ),
   {"r": ("radius",), "v": ("speed",), "rv": ("radius", "speed")},
 )
+SPACE = regions.with_sweep(SPACE, regions.FIG5_AXES)
 # Dataset-size level -> (number of speeds, number of radii); the pool is every pair.
 GRID_SIZES = {"30K": (300, 100), "300K": (1000, 300), "3M": (3000, 1000)}
 # The study's placement keeps the ball in view for at least 24 of its 32 frames.
@@ -47,6 +50,7 @@ class SingleBall(Scene):
   Placement follows the study: the ball starts far enough back to stay in view for
   `min_visible_frames` frames of straight motion, at a random offset across the motion. That is
   the study's 24 of 32 frames scaled to the clip of `num_frames` frames (6 of 8).
+  `train_speeds` restricts the training speeds and adds the split "gap" (`sims.regions`).
   """
 
   space = SPACE
@@ -63,7 +67,10 @@ class SingleBall(Scene):
     color: tuple[float, float, float] = RED,
     shape: str = "circle",
     num_frames: int = NUM_FRAMES,
+    train_speeds: str | Sequence[regions.Interval] | None = None,
   ):
+    if train_speeds is not None:
+      self.space = regions.with_speed_gaps(self.space, train_speeds)
     self.direction = check_choice(f"direction for scene {self.name!r}", direction, self.directions)
     self.shape = SHAPES.index(check_choice("shape", shape, SHAPES))
     self.color = jnp.asarray(color, jnp.float32)
@@ -86,7 +93,14 @@ class SingleBall(Scene):
     )
     lo, hi = self.across_band(radius)
     across = lo + u[:, 2] * (hi - lo)
-    position, velocity = _orient(self.direction, along, across, speed)
+    if self.direction == "both":
+      leftward = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(k, 1)))(keys)
+      right, left = (_orient(d, along, across, speed) for d in ("right", "left"))
+      position, velocity = (
+        jnp.where(leftward[:, None], b, a) for a, b in zip(right, left, strict=True)
+      )
+    else:
+      position, velocity = _orient(self.direction, along, across, speed)
     n = params.shape[0]
     return BallState(
       position=position[:, None],
@@ -140,7 +154,7 @@ class Parabola(SingleBall):
   """One ball thrown horizontally from the top band under gravity (0, -2.5)."""
 
   name = "parabola"
-  directions = ("right", "left")
+  directions = ("right", "left", "both")
 
   def __init__(self, **options):
     super().__init__(gravity_y=GRAVITY, **options)

@@ -131,7 +131,7 @@ def test_a_workdir_given_twice_is_loaded_once(runs_root):
 def test_run_writes_markdown_beside_the_study_and_a_png(runs_root, tmp_path):
   out_dir = str(tmp_path / "compare")
   runs_arg = f"{runs_root}/uniform_*, {runs_root}/collision_S_30K,{runs_root}/collision_S_30K_early"
-  markdown_path = compare.run(runs_arg, out_dir)
+  (markdown_path,) = compare.run(runs_arg, out_dir)
   assert markdown_path == os.path.join(out_dir, "scaling.md")
   with open(markdown_path) as f:
     markdown = f.read()

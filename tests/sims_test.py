@@ -95,7 +95,7 @@ def test_receding_or_missing_balls_never_collide():
 def test_ood_splits_are_outside_the_training_range_and_others_inside(name):
   scene = sims.make(name)
   train = scene.space.bands
-  for split in scene.splits:
+  for split in scene.space.splits:  # band splits; the region splits: regions_test
     params = np.asarray(scene.sample_params(KEY, 512, split))
     modes = scene.space.splits[split]
     for column, bands in enumerate(train):
@@ -274,7 +274,7 @@ def test_eval_grids_are_deterministic_held_out_and_inside_their_bands(name):
   pool = np.asarray(scene.pool("30K").params)
   distance = np.abs(grid[:, None, :] - pool[None, :2000, :]).max(-1)
   assert distance.min() > 1e-4  # no ID evaluation point is a training point
-  for split in scene.splits:
+  for split in scene.space.splits:
     params = scene.eval_params(split, points=3)
     modes = scene.space.splits[split]
     assert len(params) == len(modes) * 3 ** len(scene.param_names)

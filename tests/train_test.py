@@ -17,6 +17,7 @@ from sims_test import approaching
 from experiments import evaluate, train
 from experiments.configs import combinatorial, common, quickstart
 from experiments.configs import physics as physics_config
+from experiments.configs.mechanisms import collision_hole, memorization, velocity_gap
 from worldmodel import data, diffusion, sharding
 
 
@@ -156,7 +157,18 @@ def test_evaluate_on_a_missing_workdir_is_a_one_line_error(tmp_path):
   assert "does not exist" in process.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("name", ["uniform_motion", "parabola", "collision", "quickstart"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "uniform_motion",
+    "parabola",
+    "collision",
+    "quickstart",
+    "mechanisms.velocity_gap",
+    "mechanisms.collision_hole",
+    "mechanisms.memorization",
+  ],
+)
 def test_every_config_builds_its_experiment(name):
   module = importlib.import_module(f"experiments.configs.{name}")
   config = module.get_config(None)
@@ -223,6 +235,12 @@ def test_config_argument_typos_are_one_line_errors():
     quickstart.get_config("task=colision")
   with pytest.raises(ValueError, match=r"unknown task 'colision'"):
     physics_config.get_config("task=colision")
+  with pytest.raises(ValueError, match=r"unknown panel '7'; valid: 1, 2, 3, 4, 5"):
+    velocity_gap.get_config("panel=7")
+  with pytest.raises(ValueError, match=r"unknown hole 'donut'; valid: square_2_3, "):
+    collision_hole.get_config("hole=donut")
+  with pytest.raises(ValueError, match=r"unknown size 'gpu'; valid: cpu, study"):
+    memorization.get_config("size=gpu")
   with pytest.raises(ValueError, match=r"config argument num_steps='1e3' must be a int"):
     quickstart.get_config("num_steps=1e3")
   with pytest.raises(ValueError, match=r"unknown value of config argument on 'ture'; valid: 1,"):

@@ -76,6 +76,7 @@ def test_sublevels_and_study_filter():
     floor_mean_then_abs=np.array([0.01, 0.01, np.nan, 0.01]),
     velocity_error_study=np.array([0.9, 0.04, 0.5, np.nan]),
     floor_study=np.array([0.9, 0.01, 0.03, np.nan]),
+    velocity_study=np.zeros((4, 1)),
   )
   summary = velocity_probe.summarize(scene, errors)
   assert summary["count"] == 3 and summary["cases"] == 4

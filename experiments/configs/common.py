@@ -101,6 +101,8 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
       dataset="",  # DATA_DIR/NAME of a stored eval set (--mode=write_eval_set); "" simulates
       # predictors scored beside the model on the same cases (experiments/baselines.py)
       baselines=("copy_last", "blank", "extrapolate"),
+      # probes of the study's mechanism experiments run on these splits (experiments/probes)
+      probes=(),
     )
   )
   return config
@@ -111,6 +113,22 @@ OOD_LEVELS = {
   "parabola": ("ood_r", "ood_v", "ood_rv"),
   "collision": ("ood_r1", "ood_v1", "ood_r1r2", "ood_v1v2", "ood_r1v1", "ood_all"),
 }
+
+
+def cpu_law_config(task: str, num_steps: int = 1500) -> ml_collections.ConfigDict:
+  """The quickstart's recipe for a law task on 2 CPU cores (`quickstart.py` explains it): 32 x
+  32, 8 frames (3 context), a 1M-parameter DiT over 8 x 8 patches, x-prediction flow."""
+  config = law_config(task, size="tiny", data="continuous")
+  config.video.update(num_frames=8, context_frames=3, resolution=32)
+  config.model.update(patch_size=(1, 8, 8), attention="full", dtype="float32")
+  config.objective.flow.update(prediction="x")
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=100, ema_decay=0.99)
+  config.batch_size = 16
+  config.num_steps = num_steps
+  config.log_every_steps = 50
+  config.checkpoint_every_steps = 500
+  config.eval.update(sample_steps=8, batch_size=16, gif_scale=4)
+  return config
 
 
 def law_task_config(task: str, arg: str | None) -> ml_collections.ConfigDict:

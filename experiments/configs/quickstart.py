@@ -22,22 +22,8 @@ from experiments.configs import common
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, task="uniform_motion", num_steps=1500)
   common.check_arg("task", args.task, tuple(common.OOD_LEVELS))
-  config = common.law_config(args.task, size="tiny", data="continuous")
-  config.video.update(num_frames=8, context_frames=3, resolution=32)
-  config.model.update(patch_size=(1, 8, 8), attention="full", dtype="float32")
-  config.objective.flow.update(prediction="x")
-  config.optimizer.update(learning_rate=1e-3, warmup_steps=100, ema_decay=0.99)
-  config.batch_size = 16
-  config.num_steps = args.num_steps
-  config.log_every_steps = 50
-  config.checkpoint_every_steps = 500
+  config = common.cpu_law_config(args.task, args.num_steps)
   config.eval.update(
-    splits=("id", *common.OOD_LEVELS[args.task]),
-    grid_points=4,
-    num_cases=16,
-    sample_steps=8,
-    batch_size=16,
-    gif_scale=4,
-    physics_score=True,
+    splits=("id", *common.OOD_LEVELS[args.task]), grid_points=4, num_cases=16, physics_score=True
   )
   return config

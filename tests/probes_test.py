@@ -1,0 +1,187 @@
+"""The mechanism probes (`experiments.probes`): their numbers on hand-made cases, and their run
+inside the evaluation."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from etils import epath
+from flax import nnx
+
+import sims
+from experiments import compare, evaluate, probes, train
+from experiments.configs.mechanisms import collision_hole, memorization, velocity_gap
+from experiments.velocity_probe import CaseErrors
+
+
+def fake_batch(params, velocity_x, along_sign=None):
+  """A batch whose generated x velocity per case is `velocity_x`, frames tagged by case."""
+  n = len(params)
+  vx = np.asarray(params, float)[:, -1]  # the speed (the last parameter of one-ball scenes)
+  sign = np.ones(n) if along_sign is None else np.asarray(along_sign)
+  velocity = np.zeros((n, 2, 1, 2), np.float32)
+  velocity[:, 0, 0, 0] = sign * vx
+  traj = sims.Trajectory(
+    position=jnp.zeros((n, 2, 1, 2)),
+    velocity=jnp.asarray(velocity),
+    radius=jnp.ones((n, 1)),
+    color=jnp.zeros((n, 1, 3)),
+    shape=jnp.zeros((n, 1), jnp.int32),
+  )
+  frames = np.zeros((n, 2, 4, 4, 3), np.float32) + np.arange(n)[:, None, None, None, None]
+  nan = np.full(n, np.nan)
+  errors = CaseErrors(
+    params=np.asarray(params, np.float32),
+    level=np.full(n, "sweep"),
+    velocity_error=nan,
+    velocity_error_mean_then_abs=nan,
+    floor=nan,
+    floor_mean_then_abs=nan,
+    velocity_error_study=np.abs(np.asarray(velocity_x) - sign * vx),
+    floor_study=nan,
+    velocity_study=np.asarray(velocity_x, float)[:, None],
+  )
+  return probes.Batch("sweep", np.arange(n), traj, frames, frames * 0.5, errors)
+
+
+def test_speed_gap_separates_training_and_gap_cases_and_finds_the_pulled_one(tmp_path):
+  config = velocity_gap.get_config("panel=1")
+  scene = train.make_experiment(config).scene
+  (probe,) = probes.make(["speed_gap"], scene, config)
+  speeds = np.array([1.1, 2.0, 3.0, 3.9])
+  # Training speeds generated exactly; gap speeds pulled to the nearest training speed.
+  generated = np.array([1.1, 1.25, 3.75, 3.9])
+  probe.update(fake_batch(np.stack([np.full(4, 1.0), speeds], -1), generated))
+  section = probe.finish(epath.Path(tmp_path), "report")
+  numbers = section.numbers
+  assert numbers["train_count"] == 2 and numbers["gap_count"] == 2
+  assert numbers["train_error"] == pytest.approx(0.0, abs=1e-6)
+  assert numbers["gap_error"] == pytest.approx((0.75 + 0.75) / 2)
+  assert numbers["study"] == {"train_error": 0.023, "gap_error": 0.449}
+  assert numbers["train_speeds"] == [[1.0, 1.25], [3.75, 4.0]]
+  assert probe.pulled.score == pytest.approx(0.75)
+  assert (tmp_path / "speed_gap.png").exists() and (tmp_path / "speed_gap_pulled.gif").exists()
+  assert "| ours | 0.000 (n = 2) | 0.750 (n = 2) |" in section.lines
+  # A gap case generated away from the training speeds is not "pulled".
+  (probe,) = probes.make(["speed_gap"], scene, config)
+  probe.update(fake_batch([[1.0, 2.0]], [2.3]))
+  assert probe.pulled.score == pytest.approx(-0.3)
+
+
+def test_reversal_counts_balls_that_turn_back_but_not_balls_that_stop(tmp_path):
+  config = memorization.get_config("flip=true")
+  scene = train.make_experiment(config).scene
+  (probe,) = probes.make(["reversal"], scene, config)
+  speeds = np.array([1.0, 1.5, 2.0, 2.4, 1.2])
+  # Context moving right (+) or left (-); generated x velocity: continues, reverses, stops.
+  sign = np.array([1, -1, 1, -1, 1])
+  generated_x = np.array([2.6, 1.5, -1.8, -0.1, np.nan])  # case 3 stops (0.1 < 0.25 back)
+  probe.update(fake_batch(np.stack([np.ones(5), speeds], -1), generated_x, sign))
+  numbers = probe.finish(epath.Path(tmp_path), "report").numbers
+  assert numbers["count"] == 4 and numbers["cases"] == 5
+  assert numbers["reversed"] == 2 and numbers["reversal_rate"] == pytest.approx(0.5)
+  assert numbers["mean_generated_speed"] == pytest.approx((2.6 + 1.5 + 1.8 + 0.1) / 4)
+  assert numbers["in_training_range_rate"] == pytest.approx(0.25)  # only 2.6 is in [2.5, 4]
+  assert numbers["train_speeds"] == [2.5, 4.0]
+  assert (tmp_path / "reversal.png").exists() and (tmp_path / "reversal_case.gif").exists()
+
+
+@pytest.mark.parametrize(
+  "preset, cases, categories",
+  [
+    # (r1, r2, v1, v2): training, in the hole (inside the hull), v1 below the range (outside).
+    ("square_2_3", [[1, 1, 1.5, 1.5], [1, 1, 2.5, 2.5], [1, 1, 0.5, 2.5]], [0, 1, 2]),
+    # The L-shaped set's hull is cut by v1 + v2 <= 5.25: (2, 2.5) inside, (3, 3) outside.
+    ("half", [[1, 1, 1.1, 3.0], [1, 1, 2.0, 2.5], [1, 1, 3.0, 3.0]], [0, 1, 2]),
+    ("mass", [[1.0, 1.0, 2.0, 2.0], [0.6, 1.0, 2.0, 2.0], [1.0, 1.0, 4.5, 2.0]], [1, 0, 2]),
+  ],
+)
+def test_collision_hole_tells_the_convex_hull_from_the_outside(tmp_path, preset, cases, categories):
+  config = collision_hole.get_config(f"hole={preset}")
+  scene = train.make_experiment(config).scene
+  (probe,) = probes.make(["collision_hole"], scene, config)
+  np.testing.assert_array_equal(probe.categorize(np.asarray(cases, float)), categories)
+  params = np.asarray(cases, np.float32)
+  batch = fake_batch(params, np.zeros(3))
+  batch = probes.Batch(
+    batch.split,
+    batch.index,
+    batch.traj,
+    batch.truth,
+    batch.prediction,
+    CaseErrors(**{**batch.errors.__dict__, "velocity_error_study": np.array([0.1, 0.2, 0.4])}),
+  )
+  probe.update(batch)
+  numbers = probe.finish(epath.Path(tmp_path), "report").numbers
+  errors = {0: 0.1, 1: 0.2, 2: 0.4}
+  names = ("training", "inside_hull", "outside_hull")
+  for case, category in enumerate(categories):
+    assert numbers[f"{names[category]}_error"] == pytest.approx(errors[case])
+  assert (tmp_path / "collision_hole.png").exists()
+  expected_plane = ["radius1", "radius2"] if preset == "mass" else ["speed1", "speed2"]
+  assert numbers["plane"] == expected_plane
+
+
+def test_unknown_or_unfit_probes_are_one_line_errors():
+  uniform = sims.make("uniform_motion")
+  with pytest.raises(ValueError, match=r"unknown eval.probes entry 'gaps'; valid: speed_gap"):
+    probes.check(["gaps"], uniform)
+  with pytest.raises(ValueError, match=r"probe 'collision_hole' needs the scene 'collision'"):
+    probes.check(["collision_hole"], uniform)
+  with pytest.raises(ValueError, match=r"probe 'speed_gap' needs a one-ball scene"):
+    probes.check(["speed_gap"], sims.make("collision"))
+
+
+@pytest.mark.parametrize(
+  "module, arg, probe",
+  [(velocity_gap, "panel=5", "speed_gap"), (memorization, "flip=true", "reversal")],
+)
+def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, module, arg, probe):
+  """The ground truth as the prediction: the probe's errors are the parser's floor."""
+  config = module.get_config(arg)
+  config.model.size = "micro"
+  config.video.update(resolution=32, num_frames=8, context_frames=3)
+  config.eval.update(num_cases=12, batch_size=4, baselines=())
+  if module is memorization:
+    config.eval.grid_points = 3
+  monkeypatch.setattr(evaluate, "make_predictor", lambda _: lambda params, frames, key: frames)
+  params = nnx.state(train.build_model(config, config.seed), nnx.Param)
+  evaluate.run(config, str(tmp_path), params=params)
+  record = json.loads((tmp_path / "eval.json").read_text())
+  numbers = record["probes"][probe]
+  report = (tmp_path / "report.md").read_text()
+  assert f"](report/{probe}.png)" in report
+  assert (tmp_path / "report" / f"{probe}.png").exists()
+  if probe == "speed_gap":
+    assert numbers["train_count"] + numbers["gap_count"] == 12
+    assert numbers["train_error"] < 0.15 and numbers["gap_error"] < 0.15  # the 32 px floor
+  else:
+    assert numbers["cases"] == 9 and numbers["reversal_rate"] == 0.0
+    assert numbers["mean_generated_speed"] == pytest.approx(1.75, abs=0.15)
+
+
+def test_compare_draws_the_runs_of_an_experiment_side_by_side(tmp_path):
+  scene_config = {panel: velocity_gap.get_config(f"panel={panel}") for panel in (1, 5)}
+  for panel, config in scene_config.items():
+    scene = train.make_experiment(config).scene
+    (probe,) = probes.make(["speed_gap"], scene, config)
+    probe.update(fake_batch([[1.0, 1.1], [1.0, 2.5]], [1.1, 2.5 + panel * 0.1]))
+    workdir = tmp_path / f"gap{panel}"
+    (workdir / "report").mkdir(parents=True)
+    numbers = probe.finish(epath.Path(workdir / "report"), "report").numbers
+    record = {
+      "task": "uniform_motion",
+      "splits": {},
+      "ood_splits": [],
+      "probes": {"speed_gap": numbers},
+    }
+    (workdir / "eval.json").write_text(json.dumps(record))
+  (markdown,) = compare.run(f"{tmp_path}/gap*", str(tmp_path / "out"))
+  text = epath.Path(markdown).read_text()
+  rows = [line for line in text.splitlines() if line.startswith("| fig5_panel")]
+  assert rows == [
+    "| fig5_panel1 | 0.000 (1) | 0.100 (1) | 0.023 / 0.449 |",
+    "| fig5_panel5 | 0.000 (1) | 0.500 (1) | 0.017 / 0.022 |",
+  ]
+  assert (tmp_path / "out" / "speed_gap.png").exists()
