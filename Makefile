@@ -17,7 +17,7 @@ MECHANISM_RUNS := \
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
 quickstart: $(STAMP)

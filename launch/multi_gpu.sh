@@ -33,7 +33,7 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ ! -f .venv/.installed-cuda ]]; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet -e ".[cuda]"
+    .venv/bin/pip install --quiet -e ".[all,cuda]"
     touch .venv/.installed-cuda
   fi
 fi

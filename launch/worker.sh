@@ -23,7 +23,7 @@ install() {
   fi
   "$python" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e ".[tpu]"
+  .venv/bin/pip install --quiet -e ".[all,tpu]"
   echo "$fingerprint" > .venv/.installed-tpu
 }
 

@@ -36,7 +36,7 @@ class Reversal(Probe):
   def __init__(self, scene: sims.Scene, config: Any):
     super().__init__(scene, config)
     self.conditioned, self.along = [], []
-    self.reversed_case = KeptCase()
+    self.reversed_case, self.sped_up_case = KeptCase(), KeptCase()
 
   @classmethod
   def check(cls, scene: sims.Scene) -> None:
@@ -56,6 +56,7 @@ class Reversal(Probe):
     self.conditioned.append(conditioned)
     self.along.append(along)
     self.reversed_case.offer(-along, batch)
+    self.sped_up_case.offer(along - conditioned, batch)
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
     conditioned, along = concatenate(self.conditioned), concatenate(self.along)
@@ -83,9 +84,13 @@ class Reversal(Probe):
     self.draw(figure.add_subplot(), numbers, f"direction={self.scene.direction}")
     figure.tight_layout()
     outputs.save_figure(figure, out_dir / "reversal.png")
-    gif = None
-    if reversed_.any():
-      gif = self.reversed_case.write_gif(out_dir, "reversal_case.gif", self.config.eval.gif_scale)
+    # The most reversed rollout, or where none reversed the one sped up most.
+    shown, caption = (
+      (self.reversed_case, "The most reversed rollout")
+      if reversed_.any()
+      else (self.sped_up_case, "No rollout reversed; the one sped up most")
+    )
+    gif = shown.write_gif(out_dir, "reversal_case.gif", self.config.eval.gif_scale)
     lines = [
       f"## {self.title}",
       "",
@@ -108,7 +113,7 @@ class Reversal(Probe):
       "",
     ]
     if gif:
-      lines += ["The most reversed rollout, ground truth left:", ""]
+      lines += [f"{caption}, ground truth left:", ""]
       lines += [f"![reversed]({report_dir}/{gif})", ""]
     return Section(numbers, lines)
 
