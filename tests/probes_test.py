@@ -3,6 +3,7 @@ inside the evaluation."""
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from flax import nnx
 import sims
 from experiments import compare, evaluate, probes, train
 from experiments.configs.mechanisms import collision_hole, memorization, velocity_gap
+from experiments.probes import reversal
 from experiments.velocity_probe import CaseErrors
 
 
@@ -20,16 +22,16 @@ def fake_batch(params, velocity_x, along_sign=None):
   n = len(params)
   vx = np.asarray(params, float)[:, -1]  # the speed (the last parameter of one-ball scenes)
   sign = np.ones(n) if along_sign is None else np.asarray(along_sign)
-  velocity = np.zeros((n, 2, 1, 2), np.float32)
+  velocity = np.zeros((n, 8, 1, 2), np.float32)
   velocity[:, 0, 0, 0] = sign * vx
   traj = sims.Trajectory(
-    position=jnp.zeros((n, 2, 1, 2)),
+    position=jnp.zeros((n, 8, 1, 2)),
     velocity=jnp.asarray(velocity),
     radius=jnp.ones((n, 1)),
     color=jnp.zeros((n, 1, 3)),
     shape=jnp.zeros((n, 1), jnp.int32),
   )
-  frames = np.zeros((n, 2, 4, 4, 3), np.float32) + np.arange(n)[:, None, None, None, None]
+  frames = np.zeros((n, 8, 4, 4, 3), np.float32) + np.arange(n)[:, None, None, None, None]
   nan = np.full(n, np.nan)
   errors = CaseErrors(
     params=np.asarray(params, np.float32),
@@ -84,7 +86,22 @@ def test_reversal_counts_balls_that_turn_back_but_not_balls_that_stop(tmp_path):
   assert numbers["mean_generated_speed"] == pytest.approx((2.6 + 1.5 + 1.8 + 0.1) / 4)
   assert numbers["in_training_range_rate"] == pytest.approx(0.25)  # only 2.6 is in [2.5, 4]
   assert numbers["train_speeds"] == [2.5, 4.0]
+  assert numbers["reversed_intact"] == 0 and numbers["intact_rate"] == 0.0  # no ball drawn
   assert (tmp_path / "reversal.png").exists() and (tmp_path / "reversal_case.gif").exists()
+
+
+def test_a_ball_is_intact_unless_it_vanishes_or_changes_size():
+  scene = sims.make("uniform_motion", num_frames=8)
+  traj = scene.rollout(scene.sample(jax.random.key(0), 4, "id"), 8)
+  frames = np.asarray(sims.render(traj, 32))
+  in_view = np.asarray(sims.parsing.fully_in_view(traj.position, traj.radius))[..., 0]
+  faded = frames.copy()
+  grown = np.array(sims.render(traj.replace(radius=traj.radius * 1.6), 32))
+  faded[1, 5] = 1.0  # the ball of video 1 vanishes in a generated frame
+  grown[:, :3] = frames[:, :3]  # the context as it was, the generated balls 60% larger
+  assert reversal.ball_intact(frames, in_view, 3).all()
+  np.testing.assert_array_equal(reversal.ball_intact(faded, in_view, 3), [1, 0, 1, 1])
+  assert not reversal.ball_intact(grown, in_view, 3).any()
 
 
 @pytest.mark.parametrize(
@@ -158,6 +175,7 @@ def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, modu
     assert numbers["train_error"] < 0.15 and numbers["gap_error"] < 0.15  # the 32 px floor
   else:
     assert numbers["cases"] == 9 and numbers["reversal_rate"] == 0.0
+    assert numbers["intact_rate"] == 1.0
     assert numbers["mean_generated_speed"] == pytest.approx(1.75, abs=0.15)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
@@ -25,6 +26,9 @@ from experiments.probes.base import Batch, KeptCase, Probe, Section, concatenate
 # Backward speed (world units / s) above which a rollout counts as reversed: several times the
 # parser's floor at 32 px (0.06), so that a ball left standing still does not count.
 REVERSAL_SPEED = 0.25
+# A generated ball is intact when it is found in every generated frame with a mask-area radius
+# within this fraction of its radius in the last context frame (not smeared, split or faded).
+INTACT_RADIUS_CHANGE = 0.25
 
 
 class Reversal(Probe):
@@ -35,7 +39,7 @@ class Reversal(Probe):
 
   def __init__(self, scene: sims.Scene, config: Any):
     super().__init__(scene, config)
-    self.conditioned, self.along = [], []
+    self.conditioned, self.along, self.intact = [], [], []
     self.reversed_case, self.sped_up_case = KeptCase(), KeptCase()
 
   @classmethod
@@ -55,6 +59,9 @@ class Reversal(Probe):
     along = batch.errors.velocity_study[:, 0] * direction
     self.conditioned.append(conditioned)
     self.along.append(along)
+    in_view = np.asarray(sims.parsing.fully_in_view(batch.traj.position, batch.traj.radius))
+    context_frames = self.config.video.context_frames
+    self.intact.append(ball_intact(batch.prediction, in_view[..., 0], context_frames))
     self.reversed_case.offer(-along, batch)
     self.sped_up_case.offer(along - conditioned, batch)
 
@@ -62,6 +69,7 @@ class Reversal(Probe):
     conditioned, along = concatenate(self.conditioned), concatenate(self.along)
     scored = np.isfinite(along)
     reversed_ = scored & (along < -REVERSAL_SPEED)
+    intact = concatenate(self.intact).astype(bool)
     speed = np.abs(along)
     train_lo, train_hi = _train_speed_range(self.scene)
     generated_speed, count = mean_and_count(speed, scored)
@@ -69,6 +77,8 @@ class Reversal(Probe):
       "direction": self.scene.direction,
       "reversal_rate": float(reversed_.sum() / max(count, 1)),
       "reversed": int(reversed_.sum()),
+      "reversed_intact": int((reversed_ & intact).sum()),
+      "intact_rate": float((intact & scored).sum() / max(count, 1)),
       "count": count,
       "cases": len(along),
       "mean_generated_speed": generated_speed,
@@ -97,12 +107,15 @@ class Reversal(Probe):
       f"Training speeds [{train_lo:g}, {train_hi:g}] (direction={self.scene.direction}); test "
       f"speeds {numbers['test_speeds'][0]:.2f}-{numbers['test_speeds'][1]:.2f}. Generated "
       "velocity: the study's parser, mean over the generated frames, signed along the "
-      f"context's direction. A rollout reverses if it moves back faster than {REVERSAL_SPEED:g}.",
+      f"context's direction. A rollout reverses if it moves back faster than {REVERSAL_SPEED:g}; "
+      "its ball is intact if found in every generated frame with a radius within "
+      f"{100 * INTACT_RADIUS_CHANGE:.0f}% of the context's.",
       "",
-      "| reversal rate | mean generated speed | mean conditioned speed "
-      "| generated speed in the training range |",
-      "|---|---|---|---|",
+      "| reversal rate | reversed, ball intact | balls intact | mean generated speed "
+      "| mean conditioned speed | generated speed in the training range |",
+      "|---|---|---|---|---|---|",
       f"| {100 * numbers['reversal_rate']:.1f}% ({numbers['reversed']} of {count}) "
+      f"| {numbers['reversed_intact']} | {100 * numbers['intact_rate']:.0f}% "
       f"| {generated_speed:.3f} | {numbers['mean_conditioned_speed']:.3f} "
       f"| {100 * numbers['in_training_range_rate']:.1f}% |",
       "",
@@ -122,6 +135,8 @@ class Reversal(Probe):
     return {
       "reversal rate": f"{100 * numbers['reversal_rate']:.1f}% ({numbers['reversed']} of "
       f"{numbers['count']})",
+      "reversed, ball intact": str(numbers["reversed_intact"]),
+      "balls intact": f"{100 * numbers['intact_rate']:.0f}%",
       "mean generated speed": f"{numbers['mean_generated_speed']:.3f}",
       "mean conditioned speed": f"{numbers['mean_conditioned_speed']:.3f}",
       "in the training range": f"{100 * numbers['in_training_range_rate']:.1f}%",
@@ -141,6 +156,19 @@ class Reversal(Probe):
     ax.set(xlabel="generated velocity along the context's direction", ylabel="cases")
     ax.set_title(f"{title}: reversed {100 * numbers['reversal_rate']:.0f}%")
     ax.legend(fontsize=7, loc="upper left")
+
+
+def ball_intact(frames: np.ndarray, in_view: np.ndarray, context_frames: int) -> np.ndarray:
+  """[n] whether the red ball of each video [n, T, H, W, 3] is found, with a mask-area radius
+  within INTACT_RADIUS_CHANGE of the last context frame's, in every generated frame where the
+  true ball is fully in view (`in_view` [n, T])."""
+  parsed = sims.parsing.hard_parse(jnp.asarray(frames), colors=(sims.RED,))
+  radius, found = np.asarray(parsed.radius[..., 0]), np.asarray(parsed.found[..., 0])
+  reference = radius[:, context_frames - 1 : context_frames]
+  change = np.abs(radius / np.maximum(reference, 1e-6) - 1.0)
+  good = found & (change <= INTACT_RADIUS_CHANGE)
+  checked = in_view & (np.arange(frames.shape[1]) >= context_frames)
+  return found[:, context_frames - 1] & (good | ~checked).all(1)
 
 
 def _train_speed_range(scene: sims.Scene) -> tuple[float, float]:
