@@ -62,7 +62,7 @@ class Reversal(Probe):
     in_view = np.asarray(sims.parsing.fully_in_view(batch.traj.position, batch.traj.radius))
     context_frames = self.config.video.context_frames
     self.intact.append(ball_intact(batch.prediction, in_view[..., 0], context_frames))
-    self.reversed_case.offer(-along, batch)
+    self.reversed_case.offer(-along, batch, allowed=self.intact[-1])
     self.sped_up_case.offer(along - conditioned, batch)
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
@@ -94,11 +94,11 @@ class Reversal(Probe):
     self.draw(figure.add_subplot(), numbers, f"direction={self.scene.direction}")
     figure.tight_layout()
     outputs.save_figure(figure, out_dir / "reversal.png")
-    # The most reversed rollout, or where none reversed the one sped up most.
+    # The most reversed rollout with an intact ball, or else the one sped up most.
     shown, caption = (
-      (self.reversed_case, "The most reversed rollout")
-      if reversed_.any()
-      else (self.sped_up_case, "No rollout reversed; the one sped up most")
+      (self.reversed_case, "The most reversed rollout whose ball stays intact")
+      if (reversed_ & intact).any()
+      else (self.sped_up_case, "No rollout reversed with its ball intact; the one sped up most")
     )
     gif = shown.write_gif(out_dir, "reversal_case.gif", self.config.eval.gif_scale)
     lines = [
