@@ -152,7 +152,10 @@ def test_unknown_or_unfit_probes_are_one_line_errors():
 
 @pytest.mark.parametrize(
   "module, arg, probe",
-  [(velocity_gap, "panel=5", "speed_gap"), (memorization, "flip=true", "reversal")],
+  [
+    pytest.param(velocity_gap, "panel=5", "speed_gap", marks=pytest.mark.slow),
+    (memorization, "flip=true", "reversal"),
+  ],
 )
 def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, module, arg, probe):
   """The ground truth as the prediction: the probe's errors are the parser's floor."""
