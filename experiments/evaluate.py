@@ -483,6 +483,7 @@ def _write_eval_json(workdir, config, step, summary, id_split, ood_splits, **ext
     "task": config.task,
     "model_size": config.model.size,
     "dataset_size": config.data.dataset_size,
+    "seed": config.seed,
     "step": int(step),
     "resolution": config.video.resolution,
     "splits": summary,
