@@ -6,7 +6,8 @@ tested on slow balls (v in [1, 2.5], the split "gap").
         --config=experiments/configs/mechanisms/memorization.py:flip=true --workdir=/tmp/flip
 
 Arguments: flip (true: horizontally flipped training videos); size: "cpu" (the quickstart's
-recipe, 144 slow cases) or "study" (128 x 128, 32 frames, DiT-B on the 300K grid's fast part).
+recipe, 144 slow cases) or "study" (128 x 128, 32 frames, DiT-B on the 300K grid's fast part);
+seed.
 The report's "reversal" section gives the histogram of generated signed velocities, the rate at
 which the ball turns back after the context and the mean generated speed.
 """
@@ -16,8 +17,8 @@ from experiments.configs.mechanisms import mechanism_config
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, flip=False, size="cpu")
-  config = mechanism_config("uniform_motion", args.size, probes=("reversal",))
+  args = common.parse_arg(arg, flip=False, size="cpu", seed=0)
+  config = mechanism_config("uniform_motion", args.size, probes=("reversal",), seed=args.seed)
   config.scene_options.update(
     train_speeds="memorization", direction="both" if args.flip else "right"
   )
