@@ -52,19 +52,20 @@ def test_speed_gap_separates_training_and_gap_cases_and_finds_the_pulled_one(tmp
   scene = train.make_experiment(config).scene
   (probe,) = probes.make(["speed_gap"], scene, config)
   speeds = np.array([1.1, 2.0, 3.0, 3.9])
-  # Training speeds generated exactly; gap speeds pulled to the nearest training speed.
-  generated = np.array([1.1, 1.25, 3.75, 3.9])
+  # Training speeds generated 0.1 off; gap speeds pulled to the nearest training speed.
+  generated = np.array([1.2, 1.25, 3.75, 3.8])
   probe.update(fake_batch(np.stack([np.full(4, 1.0), speeds], -1), generated))
   section = probe.finish(epath.Path(tmp_path), "report")
   numbers = section.numbers
   assert numbers["train_count"] == 2 and numbers["gap_count"] == 2
-  assert numbers["train_error"] == pytest.approx(0.0, abs=1e-6)
+  assert numbers["train_error"] == pytest.approx(0.1, abs=1e-6)
+  assert numbers["gap_to_train"] == pytest.approx(7.5, abs=1e-4)
   assert numbers["gap_error"] == pytest.approx((0.75 + 0.75) / 2)
   assert numbers["study"] == {"train_error": 0.023, "gap_error": 0.449}
   assert numbers["train_speeds"] == [[1.0, 1.25], [3.75, 4.0]]
   assert probe.pulled.score == pytest.approx(0.75)
   assert (tmp_path / "speed_gap.png").exists() and (tmp_path / "speed_gap_pulled.gif").exists()
-  assert "| ours | 0.000 (n = 2) | 0.750 (n = 2) |" in section.lines
+  assert "| ours | 0.100 (n = 2) | 0.750 (n = 2) | 7.50 |" in section.lines
   # A gap case generated away from the training speeds is not "pulled".
   (probe,) = probes.make(["speed_gap"], scene, config)
   probe.update(fake_batch([[1.0, 2.0]], [2.3]))
@@ -187,7 +188,7 @@ def test_compare_draws_the_runs_of_an_experiment_side_by_side(tmp_path):
   for panel, config in scene_config.items():
     scene = train.make_experiment(config).scene
     (probe,) = probes.make(["speed_gap"], scene, config)
-    probe.update(fake_batch([[1.0, 1.1], [1.0, 2.5]], [1.1, 2.5 + panel * 0.1]))
+    probe.update(fake_batch([[1.0, 1.1], [1.0, 2.5]], [1.2, 2.5 + panel * 0.1]))
     workdir = tmp_path / f"gap{panel}"
     (workdir / "report").mkdir(parents=True)
     numbers = probe.finish(epath.Path(workdir / "report"), "report").numbers
@@ -202,7 +203,7 @@ def test_compare_draws_the_runs_of_an_experiment_side_by_side(tmp_path):
   text = epath.Path(markdown).read_text()
   rows = [line for line in text.splitlines() if line.startswith("| fig5_panel")]
   assert rows == [
-    "| fig5_panel1 | 0.000 (1) | 0.100 (1) | 0.023 / 0.449 |",
-    "| fig5_panel5 | 0.000 (1) | 0.500 (1) | 0.017 / 0.022 |",
+    "| fig5_panel1 | 0.100 (1) | 0.100 (1) | 1.00 | 0.023 / 0.449 (19.5) |",
+    "| fig5_panel5 | 0.100 (1) | 0.500 (1) | 5.00 | 0.017 / 0.022 (1.3) |",
   ]
   assert (tmp_path / "out" / "speed_gap.png").exists()

@@ -87,6 +87,7 @@ class SpeedGap(Probe):
       "train_count": train_count,
       "gap_error": gap_error,
       "gap_count": gap_count,
+      "gap_to_train": gap_error / train_error if train_error > 0 else float("nan"),
       "study": dict(zip(("train_error", "gap_error"), study, strict=True)) if study else None,
       "train_speeds": [[float(lo), float(hi)] for lo, hi in self.train_speeds],
       "preset": preset if isinstance(preset, str) else None,
@@ -112,12 +113,16 @@ class SpeedGap(Probe):
       "conditioned speed, one point per case; shaded: the training speeds. Mean "
       "|v_gen - v_cond| in world units / s:",
       "",
-      "| | training range | gap |",
-      "|---|---|---|",
-      f"| ours | {cell(train_error, train_count)} | {cell(gap_error, gap_count)} |",
+      "| | training range | gap | gap / training |",
+      "|---|---|---|---|",
+      f"| ours | {cell(train_error, train_count)} | {cell(gap_error, gap_count)} "
+      f"| {numbers['gap_to_train']:.2f} |",
     ]
     if study:
-      lines.append(f"| the study ({preset}, 128 px, DiT-B) | {study[0]:.3f} | {study[1]:.3f} |")
+      lines.append(
+        f"| the study ({preset}, 128 px, DiT-B) | {study[0]:.3f} | {study[1]:.3f} "
+        f"| {study[1] / study[0]:.1f} |"
+      )
     lines += ["", f"![speed gap]({report_dir}/speed_gap.png)", ""]
     if gif:
       lines += [
@@ -135,8 +140,12 @@ class SpeedGap(Probe):
     return {
       "training range error (n)": f"{numbers['train_error']:.3f} ({numbers['train_count']})",
       "gap error (n)": f"{numbers['gap_error']:.3f} ({numbers['gap_count']})",
-      "the study: training / gap": (
-        f"{study['train_error']:.3f} / {study['gap_error']:.3f}" if study else "-"
+      "gap / training": f"{numbers['gap_to_train']:.2f}",
+      "the study: training / gap (ratio)": (
+        f"{study['train_error']:.3f} / {study['gap_error']:.3f} "
+        f"({study['gap_error'] / study['train_error']:.1f})"
+        if study
+        else "-"
       ),
     }
 
