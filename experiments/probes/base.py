@@ -105,6 +105,22 @@ class Probe(abc.ABC):
     """The numbers that compare runs (column -> formatted cell), for `--mode=compare`."""
 
 
+def speeds_along_motion(scene: sims.Scene, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+  """One-ball cases' conditioned speed [b] and generated velocity [b] (the study's parser, mean
+  over the generated frames) signed along the context's direction of motion (x)."""
+  conditioned = batch.errors.params[:, scene.param_names.index("speed")]
+  direction = np.sign(np.asarray(batch.traj.velocity[:, 0, 0, 0]))
+  return conditioned, batch.errors.velocity_study[:, 0] * direction
+
+
+def gif_lines(caption: str, report_dir: str, gif: str | None) -> list[str]:
+  """Report lines showing a written GIF (ground truth beside prediction) under its caption;
+  none if no GIF was written."""
+  if gif is None:
+    return []
+  return [f"{caption}, ground truth left:", "", f"![{caption}]({report_dir}/{gif})", ""]
+
+
 def mean_and_count(values: np.ndarray, mask: np.ndarray) -> tuple[float, int]:
   """The mean of the finite values under `mask`, and how many there are (NaN, 0 if none)."""
   kept = mask & np.isfinite(values)

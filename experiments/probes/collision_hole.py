@@ -22,7 +22,15 @@ from scipy import spatial
 
 import sims
 from experiments import outputs
-from experiments.probes.base import Batch, KeptCase, Probe, Section, concatenate, mean_and_count
+from experiments.probes.base import (
+  Batch,
+  KeptCase,
+  Probe,
+  Section,
+  concatenate,
+  gif_lines,
+  mean_and_count,
+)
 
 CATEGORIES = ("training", "inside_hull", "outside_hull")
 # The study's colour scale for the error heat map (stretched where the errors exceed it).
@@ -136,9 +144,7 @@ class CollisionHole(Probe):
       "",
     ]
     for kind, gif in gifs.items():
-      if gif:
-        lines += [f"The worst case {kind} the hull, ground truth left:", ""]
-        lines += [f"![{kind}]({report_dir}/{gif})", ""]
+      lines += gif_lines(f"The worst case {kind} the hull", report_dir, gif)
     return Section(numbers, lines)
 
   @staticmethod

@@ -21,7 +21,16 @@ from matplotlib.figure import Figure
 
 import sims
 from experiments import outputs
-from experiments.probes.base import Batch, KeptCase, Probe, Section, concatenate, mean_and_count
+from experiments.probes.base import (
+  Batch,
+  KeptCase,
+  Probe,
+  Section,
+  concatenate,
+  gif_lines,
+  mean_and_count,
+  speeds_along_motion,
+)
 
 # Backward speed (world units / s) above which a rollout counts as reversed: several times the
 # parser's floor at 32 px (0.06), so that a ball left standing still does not count.
@@ -54,9 +63,7 @@ class Reversal(Probe):
       )
 
   def update(self, batch: Batch) -> None:
-    conditioned = batch.errors.params[:, self.scene.param_names.index("speed")]
-    direction = np.sign(np.asarray(batch.traj.velocity[:, 0, 0, 0]))
-    along = batch.errors.velocity_study[:, 0] * direction
+    conditioned, along = speeds_along_motion(self.scene, batch)
     self.conditioned.append(conditioned)
     self.along.append(along)
     in_view = np.asarray(sims.parsing.fully_in_view(batch.traj.position, batch.traj.radius))
@@ -125,9 +132,7 @@ class Reversal(Probe):
       f"![reversal]({report_dir}/reversal.png)",
       "",
     ]
-    if gif:
-      lines += [f"{caption}, ground truth left:", ""]
-      lines += [f"![reversed]({report_dir}/{gif})", ""]
+    lines += gif_lines(caption, report_dir, gif)
     return Section(numbers, lines)
 
   @staticmethod

@@ -20,7 +20,16 @@ from matplotlib.figure import Figure
 
 import sims
 from experiments import outputs
-from experiments.probes.base import Batch, KeptCase, Probe, Section, concatenate, mean_and_count
+from experiments.probes.base import (
+  Batch,
+  KeptCase,
+  Probe,
+  Section,
+  concatenate,
+  gif_lines,
+  mean_and_count,
+  speeds_along_motion,
+)
 
 # Mean |v_gen - v_cond| on (training-range, gap) points per panel of the study's Figure 5.
 STUDY_FIG5 = {
@@ -57,11 +66,8 @@ class SpeedGap(Probe):
       raise ValueError(f"probe {cls.name!r} needs a one-ball scene, not {scene.name!r}")
 
   def update(self, batch: Batch) -> None:
-    params = batch.errors.params
-    conditioned = params[:, self.scene.param_names.index("speed")]
-    direction = np.sign(np.asarray(batch.traj.velocity[:, 0, 0, 0]))
-    generated = batch.errors.velocity_study[:, 0] * direction
-    in_train = self.scene.space.in_train(params)
+    conditioned, generated = speeds_along_motion(self.scene, batch)
+    in_train = self.scene.space.in_train(batch.errors.params)
     self.conditioned.append(conditioned)
     self.generated.append(generated)
     self.in_train.append(in_train)
@@ -124,14 +130,11 @@ class SpeedGap(Probe):
         f"| {study[1] / study[0]:.1f} |"
       )
     lines += ["", f"![speed gap]({report_dir}/speed_gap.png)", ""]
-    if gif:
-      lines += [
-        f"The gap case pulled furthest toward the nearest training speed (by "
-        f"{self.pulled.score:.2f} world units / s), ground truth left:",
-        "",
-        f"![pulled case]({report_dir}/{gif})",
-        "",
-      ]
+    caption = (
+      "The gap case pulled furthest toward the nearest training speed (by "
+      f"{self.pulled.score:.2f} world units / s)"
+    )
+    lines += gif_lines(caption, report_dir, gif)
     return Section(numbers, lines)
 
   @staticmethod
