@@ -10,7 +10,8 @@ MECHANISM_RUNS := \
   gap4=velocity_gap.py:panel=4 gap5=velocity_gap.py:panel=5 \
   gap1_seed1=velocity_gap.py:panel=1,seed=1 gap5_seed1=velocity_gap.py:panel=5,seed=1 \
   mem_right=memorization.py:flip=false mem_both=memorization.py:flip=true \
-  mem_both_seed1=memorization.py:flip=true,seed=1 hole_2_3=collision_hole.py:hole=square_2_3
+  mem_right_seed1=memorization.py:flip=false,seed=1 mem_both_seed1=memorization.py:flip=true,seed=1 \
+  hole_2_3=collision_hole.py:hole=square_2_3
 
 .PHONY: quickstart test test-slow test-all lint bench mechanisms
 

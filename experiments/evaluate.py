@@ -4,9 +4,11 @@ For each split in `config.eval.splits` a fixed set of cases (a grid deterministi
 seed, simulated now or read from a stored eval set) is rolled out by the model from its context
 frames. The study's velocity-error probe scores the generated frames (`velocity_probe`), the
 Table 2 probe those of template scenes (`combinatorial_probe`), each beside the baselines of
-`eval.baselines` on the same cases (`baselines`), and the run's workdir gets `eval.json` with
-the numbers and `report.md` with the tables, the heat map, error against velocity, a filmstrip
-and the best and worst rollouts of each split.
+`eval.baselines` on the same cases (`baselines`); the mechanism probes named in `eval.probes`
+(`experiments/probes`) take the model's rollouts of law tasks batch by batch and add their own
+numbers and sections. The run's workdir gets `eval.json` with the numbers and `report.md` with
+the tables, the heat map, error against velocity, a filmstrip and the best and worst rollouts
+of each split.
 """
 
 from __future__ import annotations
