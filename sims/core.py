@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sims.params import ParamSpace
+from sims.params import ParamSpace, Region
 
 WORLD_SIZE = 10.0
 FRAME_DT = 0.1
@@ -209,9 +209,14 @@ class Scene(abc.ABC):
     """A fixed training set: the study's parameter grid (the part of it in the "train" region
     where the scene has one) plus one placement seed per entry."""
     params = self.pool_params(self.check_dataset_size(dataset_size), seed)
-    if "train" in self.space.regions:
-      params = params[self.space.regions["train"].contains(params)]
+    if self.train_region is not None:
+      params = params[self.train_region.contains(params)]
     return Pool(params=jnp.asarray(params), key=jax.random.key(seed))
+
+  @property
+  def train_region(self) -> Region | None:
+    """The region that "train" and the pools keep (a training set with holes), else None."""
+    return self.space.regions.get("train")
 
   def sample(self, key: jax.Array, n: int, split: str | Pool = "train") -> BallState:
     """Draws n initial states from a named split (fresh parameters and placements) or a Pool.

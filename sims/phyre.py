@@ -1013,6 +1013,11 @@ class Phyre(Scene):
   def splits(self) -> tuple[str, ...]:
     return SPLITS
 
+  @property
+  def train_region(self) -> None:
+    """Template sets have no parameter regions."""
+    return None
+
   def templates(self, split: str) -> tuple[int, ...]:
     """The template ids a split draws from by default."""
     if self.check_split(split) == "out_of_template":

@@ -91,6 +91,7 @@ def test_reversal_counts_balls_that_turn_back_but_not_balls_that_stop(tmp_path):
   assert (tmp_path / "reversal.png").exists() and (tmp_path / "reversal_case.gif").exists()
 
 
+@pytest.mark.slow
 def test_a_ball_is_intact_unless_it_vanishes_or_changes_size():
   scene = sims.make("uniform_motion", num_frames=8)
   traj = scene.rollout(scene.sample(jax.random.key(0), 4, "id"), 8)
@@ -155,7 +156,7 @@ def test_unknown_or_unfit_probes_are_one_line_errors():
   "module, arg, probe",
   [
     pytest.param(velocity_gap, "panel=5", "speed_gap", marks=pytest.mark.slow),
-    (memorization, "flip=true", "reversal"),
+    pytest.param(memorization, "flip=true", "reversal", marks=pytest.mark.slow),
   ],
 )
 def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, module, arg, probe):

@@ -169,3 +169,11 @@ def test_bad_speed_regions_are_refused_in_one_line(options, message):
 def test_bad_holes_are_refused_in_one_line(holes, message):
   with pytest.raises(ValueError, match=message):
     sims.make("collision", train_holes=holes)
+
+
+def test_scenes_without_a_region_keep_their_whole_pool():
+  assert sims.make("uniform_motion").train_region is None
+  assert sims.make("uniform_motion").pool("30K").size == 300 * 100
+  phyre = sims.make("phyre")
+  assert phyre.train_region is None
+  assert phyre.pool("6").size == len(np.asarray(phyre.pool_params("6")))
