@@ -179,6 +179,7 @@ def write_probe_comparison(runs: Sequence[tuple[str, dict[str, Any]]], out_dir: 
         for (label, _), row in zip(panels, headlines, strict=True)
       ),
       "",
+      *probe.across_runs(panels),
       f"![{name}]({name}.png)",
       "",
     ]

@@ -180,17 +180,23 @@ def case_errors(
   """Velocity errors of generated frames and the parser floor on the true frames, both ours
   and the study's code's. `render_width` emulates the study's renderer's pixel grid on frames of
   ours (`parsing.study_parse`); pass None for frames that its renderer drew (its HDF5 files)."""
-  colors = tuple(map(tuple, np.asarray(traj.color[0])))
+  colors, pick, empty_x = case_colors(traj)
+
+  def own_color(parsed: jax.Array) -> jax.Array:
+    """Per case and object, the parsed colour that is the object's: [n, T, K, ...]."""
+    index = pick.reshape(pick.shape[0], 1, pick.shape[1], *(1,) * (parsed.ndim - 3))
+    return jnp.take_along_axis(parsed, jnp.asarray(index), axis=2)
+
   collision = scene.num_objects == 2
   pairs = scored_pairs(traj, context_frames, post_contact=collision)
-  generated = parsing.hard_parse(prediction, colors=colors).position
-  floor = parsing.hard_parse(truth, colors=colors).position
+  generated = own_color(parsing.hard_parse(prediction, colors, empty_x).position)
+  floor = own_color(parsing.hard_parse(truth, colors, empty_x).position)
   error, error_mean = velocity_errors(traj.position, generated, pairs)
   floor_error, floor_mean = velocity_errors(traj.position, floor, pairs)
   frames = study_frames(traj.position, traj.radius, collision)
 
   def study(video):
-    parsed = parsing.study_parse(video, colors, render_width).position[..., 0]
+    parsed = own_color(parsing.study_parse(video, colors, render_width, empty_x).position)[..., 0]
     return study_velocities(traj.position[..., 0], parsed, frames, collision)
 
   true_v, generated_v = study(prediction)
@@ -208,6 +214,24 @@ def case_errors(
     floor_study=np.abs(floor_v - true_v).mean(-1),
     velocity_study=generated_v,
   )
+
+
+def case_colors(
+  traj: sims.Trajectory,
+) -> tuple[tuple[tuple[float, ...], ...], np.ndarray, tuple[float, ...] | None]:
+  """The colours to parse a batch with, each case's object -> colour index [n, K], and the
+  parsers' empty-frame x per colour.
+
+  Objects keep their colour across a batch in most scenes (the colours are then ordered by
+  object, as the parsers expect); under an attribute pairing one ball is red in some cases and
+  blue in others, and each case reads the colour of its own ball, absent at the study's x = 10.
+  """
+  table = np.asarray(traj.color)
+  rows = [tuple(map(float, c)) for c in table.reshape(-1, 3)]
+  colors = tuple(dict.fromkeys(rows))
+  pick = np.array([colors.index(r) for r in rows]).reshape(table.shape[:2])
+  empty_x = None if len(colors) == table.shape[1] else (sims.WORLD_SIZE,) * len(colors)
+  return colors, pick, empty_x
 
 
 def initial_state(traj: sims.Trajectory) -> sims.BallState:

@@ -9,15 +9,19 @@ frames = sims.render(traj, resolution=128)   # [8, 32, 128, 128, 3] in [0, 1]
 
 from __future__ import annotations
 
-from sims import laws, parsing
+from sims import laws, pairings, parsing
 from sims.collision import Collision
 from sims.core import (
   BLUE,
+  CIRCLE,
   FRAME_DT,
   GRAVITY,
   NUM_FRAMES,
   RED,
+  RING,
+  RING_INNER,
   SHAPES,
+  SQUARE,
   WORLD_SIZE,
   BallState,
   BodyTrajectory,
@@ -67,11 +71,15 @@ def register(name: str, scene_class: type[Scene]) -> None:
 
 __all__ = [
   "BLUE",
+  "CIRCLE",
   "FRAME_DT",
   "GRAVITY",
   "NUM_FRAMES",
   "RED",
+  "RING",
+  "RING_INNER",
   "SHAPES",
+  "SQUARE",
   "WORLD_SIZE",
   "BallState",
   "BodyTrajectory",
@@ -83,6 +91,7 @@ __all__ = [
   "laws",
   "make",
   "names",
+  "pairings",
   "parsing",
   "physics_score",
   "register",

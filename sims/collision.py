@@ -14,10 +14,12 @@ from sims.core import (
   FRAME_DT,
   NUM_FRAMES,
   RED,
+  SHAPES,
   WORLD_SIZE,
   BallState,
   Scene,
   Trajectory,
+  check_choice,
   scaled_frames,
 )
 from sims.params import Bands, linspace_grid, make_space
@@ -59,7 +61,8 @@ class Collision(Scene):
   contact point is drawn so that both balls start fully in view; when no such placement exists
   (very fast or very large balls) the earliest allowed contact time is used and the balls may
   start partly out of view. `train_holes` removes boxes from the training range and adds the
-  split "hole" (`sims.regions`).
+  split "hole" (`sims.regions`). `colors` and `shapes` (names in sims.SHAPES) are per ball;
+  masses stay radius**2 whatever the shape, as in the study.
   """
 
   name = "collision"
@@ -72,6 +75,7 @@ class Collision(Scene):
     self,
     *,
     colors: tuple[tuple[float, float, float], ...] = (RED, BLUE),
+    shapes: tuple[str, str] = ("circle", "circle"),
     num_frames: int = NUM_FRAMES,
     train_holes: str | Sequence | None = None,
   ):
@@ -79,6 +83,9 @@ class Collision(Scene):
       self.space = regions.with_holes(self.space, train_holes)
     if len(colors) != 2:
       raise ValueError(f"colors must name 2 colours, got {len(colors)}")
+    if len(shapes) != 2:
+      raise ValueError(f"shapes must name 2 shapes, got {len(shapes)}")
+    self.shapes = jnp.asarray([SHAPES.index(check_choice("shape", s, SHAPES)) for s in shapes])
     post = scaled_frames(STUDY_POST_FRAMES, num_frames)
     pre = scaled_frames(STUDY_PRE_FRAMES, num_frames)
     if pre + post >= num_frames:
@@ -117,7 +124,7 @@ class Collision(Scene):
       velocity=jnp.stack([jnp.stack([v1, -v2], -1), zero], -1),
       radius=jnp.stack([r1, r2], -1),
       color=jnp.broadcast_to(self.colors, (n, 2, 3)),
-      shape=jnp.zeros((n, 2), jnp.int32),
+      shape=jnp.broadcast_to(self.shapes, (n, 2)).astype(jnp.int32),
     )
 
   def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:

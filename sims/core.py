@@ -24,8 +24,10 @@ GRAVITY = -2.5
 
 RED = (1.0, 0.0, 0.0)
 BLUE = (0.0, 0.0, 1.0)
-SHAPES = ("circle", "square")
-CIRCLE, SQUARE = 0, 1
+SHAPES = ("circle", "square", "ring")
+CIRCLE, SQUARE, RING = 0, 1, 2
+# A ring is an annulus: outer radius r, inner radius RING_INNER * r (its hole is visible at 32 px).
+RING_INNER = 0.6
 # Shapes of rigid bodies (BodyTrajectory.shape): a disc of radius size[0], or a box of half
 # extents size, rotated by the body's angle.
 BODY_SHAPES = ("circle", "box")
@@ -37,7 +39,8 @@ class BallState:
   """Batched initial state of K balls: every field has a leading batch axis n.
 
   position: [n, K, 2] world units; velocity: [n, K, 2] world units / s; radius: [n, K] (half the
-  side for squares); color: [n, K, 3] RGB in [0, 1]; shape: [n, K] int32 index into SHAPES.
+  side for squares, the outer radius for rings); color: [n, K, 3] RGB in [0, 1]; shape: [n, K]
+  int32 index into SHAPES.
   """
 
   position: jax.Array

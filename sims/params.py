@@ -42,17 +42,20 @@ class Bands:
 class Region:
   """A union of disjoint closed boxes [lo, hi] in parameter space, sampled uniformly by volume.
 
-  `grid_axes`, where given, are the values per parameter of the region's evaluation grid (the
-  study's linspace grids); otherwise the grid is built per box like a band split's.
+  A box may be a single value along a parameter (a label, such as a colour index); volumes count
+  only the parameters a box spans. The evaluation grid is `grid_axes` where given (values per
+  parameter: the study's linspace grids), else `grid_counts` linspace values per parameter over
+  each box (endpoints included), else built per box like a band split's.
   """
 
   lo: np.ndarray  # [B, P]
   hi: np.ndarray  # [B, P]
   grid_axes: tuple[np.ndarray, ...] | None = None
+  grid_counts: tuple[int, ...] | None = None
 
   @property
   def volumes(self) -> np.ndarray:
-    return np.prod(self.hi - self.lo, axis=1)
+    return np.prod(np.where(self.hi > self.lo, self.hi - self.lo, 1.0), axis=1)
 
   def contains(self, params: np.ndarray) -> np.ndarray:
     """[N] whether each row of [N, P] parameters lies in some box (edges included)."""
@@ -69,15 +72,20 @@ class Region:
     return lo + jax.random.uniform(value_key, lo.shape) * (hi - lo)
 
   def grid(self, points: int) -> np.ndarray:
-    """The evaluation grid [N, P]: `grid_axes`' product, else `points` cell midpoints per
-    parameter in every box."""
+    """The evaluation grid [N, P]: `grid_axes`' product, else `grid_counts` linspace values
+    or `points` cell midpoints per parameter in every box."""
     if self.grid_axes is not None:
       return linspace_grid(*self.grid_axes)
     cells = (np.arange(points) + 0.5) / points
+
+    def axis(a: float, b: float, count: int | None) -> np.ndarray:
+      return np.linspace(a, b, count) if count else a + cells * (b - a)
+
+    counts = self.grid_counts or (None,) * self.lo.shape[1]
     boxes = zip(self.lo, self.hi, strict=True)
     return np.concatenate(
       [
-        linspace_grid(*(a + cells * (b - a) for a, b in zip(lo, hi, strict=True)))
+        linspace_grid(*(axis(a, b, c) for a, b, c in zip(lo, hi, counts, strict=True)))
         for lo, hi in boxes
       ]
     )

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sims.core import BLUE, FRAME_DT, RED, WORLD_SIZE
+from sims.core import BLUE, CIRCLE, FRAME_DT, RED, RING, RING_INNER, SQUARE, WORLD_SIZE
 
 Color = Sequence[float]
 
@@ -64,7 +64,10 @@ def hard_parse(
 
 
 def study_parse(
-  frames: jax.Array, colors: Sequence[Color] = (RED, BLUE), render_width: int | None = None
+  frames: jax.Array,
+  colors: Sequence[Color] = (RED, BLUE),
+  render_width: int | None = None,
+  empty_x: Sequence[float] | None = None,
 ) -> Parsed:
   """The study's evaluation code's reading of frames (`parse_state_from_image[_collision]`).
 
@@ -77,9 +80,10 @@ def study_parse(
   The study's renderer drew pixel j at j * 10 / (W - 1) (a `linspace(0, 1, W)` grid), so its
   code read every position, and every speed, at (W - 1) / W of the truth. With `render_width`
   (the study's: 256) found centres are our pixel-centre reading times (render_width - 1) /
-  render_width: what its code would have read had its renderer drawn these frames.
+  render_width: what its code would have read had its renderer drawn these frames. `empty_x`
+  as in `hard_parse`.
   """
-  colors, empty_x = _check(frames, colors, None)
+  colors, empty_x = _check(frames, colors, empty_x)
   if render_width is None:
     return _hard_parse(frames, colors, empty_x, True, PIXEL_CORNER, 1.0)
   if render_width < 2:
@@ -110,6 +114,82 @@ def soft_parse(
   """
   colors, empty_x = _check(frames, colors, empty_x)
   return _soft_parse(frames, colors, empty_x, sharpness, min_area)
+
+
+@struct.dataclass
+class Attributes:
+  """The attributes of one object per colour in a batch of videos.
+
+  position: [n, T, K, 2] world units; area: [n, T, K] world units^2; shape: [n, T, K] int32
+  index into sims.SHAPES; radius: [n, T, K] of that shape's area (half the side for squares,
+  the outer radius for rings); found: [n, T, K] bool (the colour covers at least `min_area`
+  pixels; the other fields are meaningless where it does not).
+  """
+
+  position: jax.Array
+  area: jax.Array
+  shape: jax.Array
+  radius: jax.Array
+  found: jax.Array
+
+
+# Shape tests on the weight's central moments (scale free, so they hold at any size): a ring's
+# area is about half of 2 pi (Mxx + Myy), a disc's and a square's about all of it; a square's
+# E[x^2 y^2] equals E[x^2] E[y^2], a disc's is two thirds of it.
+RING_FILL = 0.67
+SQUARE_KURTOSIS = 0.87
+
+
+def parse_attributes(
+  frames: jax.Array,
+  colors: Sequence[Color] = (RED, BLUE),
+  sharpness: float = 1.0,
+  min_area: float = 0.5,
+) -> Attributes:
+  """Colour, shape, size and position of one object per colour, from `soft_parse`'s weights
+  (at sharpness 1 by default: the exact coverage of rendered frames, whose soft rims the shape
+  tests need at 32 px).
+
+  The shape comes from scale-free moments of the colour's weight about its centroid: a ring
+  (a hole) when its area is below RING_FILL of 2 pi (Mxx + Myy) (disc 1, square 0.95, ring of
+  inner radius 0.6 r 0.47), else a square when E[x^2 y^2] / (E[x^2] E[y^2]) exceeds
+  SQUARE_KURTOSIS (disc 2/3, axis-aligned square 1), else a circle. The radius follows from the
+  area and that shape. Velocities are `forward_velocity` of the positions.
+  """
+  colors, _ = _check(frames, colors, None)
+  return _parse_attributes(frames, colors, sharpness, min_area)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _parse_attributes(frames, colors, sharpness, min_area) -> Attributes:
+  weight = _soft_weight(frames, colors, sharpness)  # [n, T, K, H, W]
+  height, width = weight.shape[-2:]
+  xs = (jnp.arange(width, dtype=jnp.float32) + PIXEL_CENTRE) * (WORLD_SIZE / width)
+  ys = (jnp.arange(height, dtype=jnp.float32)[::-1] + PIXEL_CENTRE) * (WORLD_SIZE / height)
+  total = weight.sum((-2, -1))
+  found = total > min_area
+  safe_total = jnp.where(found, total, 1.0)
+
+  def mean(values: jax.Array) -> jax.Array:
+    return (weight * values).sum((-2, -1)) / safe_total
+
+  x = mean(xs)
+  y = mean(ys[:, None])
+  dx = xs - x[..., None, None]
+  dy = ys[:, None] - y[..., None, None]
+  mxx, myy, mxxyy = mean(dx**2), mean(dy**2), mean(dx**2 * dy**2)
+  area = total * (WORLD_SIZE / width) * (WORLD_SIZE / height)
+  safe_spread = jnp.maximum(mxx + myy, 1e-12)
+  is_ring = area < RING_FILL * 2.0 * jnp.pi * safe_spread
+  is_square = mxxyy > SQUARE_KURTOSIS * mxx * myy
+  shape = jnp.where(is_ring, RING, jnp.where(is_square, SQUARE, CIRCLE)).astype(jnp.int32)
+  radius = jnp.sqrt(
+    area
+    / jnp.where(
+      shape == SQUARE, 4.0, jnp.where(shape == RING, jnp.pi * (1.0 - RING_INNER**2), jnp.pi)
+    )
+  )
+  return Attributes(jnp.stack([x, y], -1), area, shape, radius, found)
 
 
 def forward_velocity(position: jax.Array, frame_dt: float = FRAME_DT) -> jax.Array:
@@ -156,10 +236,15 @@ def _hard_parse(frames, colors, empty_x, eight_bit, origin, scale) -> Parsed:
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _soft_parse(frames, colors, empty_x, sharpness, min_area) -> Parsed:
+  weight = _soft_weight(frames, colors, sharpness)
+  return _locate(weight, empty_x, min_area, PIXEL_CENTRE, 1.0)
+
+
+def _soft_weight(frames: jax.Array, colors: tuple, sharpness: float) -> jax.Array:
+  """Per-colour membership [n, T, K, H, W] (see `soft_parse`)."""
   sign = np.where(np.asarray(colors) > 0.5, 1.0, -1.0).astype(np.float32)[:, None, None]
   votes = jnp.clip(0.5 + sharpness * sign * (frames[:, :, None] - 0.5), 0.0, 1.0)
-  weight = jnp.minimum(jnp.minimum(votes[..., 0], votes[..., 1]), votes[..., 2])
-  return _locate(weight, empty_x, min_area, PIXEL_CENTRE, 1.0)
+  return jnp.minimum(jnp.minimum(votes[..., 0], votes[..., 1]), votes[..., 2])
 
 
 def _locate(

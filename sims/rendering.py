@@ -20,7 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from sims.core import BOX, SQUARE, WORLD_SIZE, BodyTrajectory, Trajectory
+from sims.core import BOX, RING, RING_INNER, SQUARE, WORLD_SIZE, BodyTrajectory, Trajectory
 
 
 def pixel_centres(resolution: int) -> tuple[jax.Array, jax.Array]:
@@ -41,8 +41,9 @@ def coverage(
 
   position is [..., 2]; radius and shape broadcast against position[..., 0]. Discs use the
   first-order distance (d^2 - r^2) / 2r, exact on the outline and free of square roots; squares
-  are axis-aligned with half-side `radius`. Both are separable: the ramp is a row term minus a
-  column term (discs) or the smaller of the two (squares), so a pixel costs a few operations.
+  are axis-aligned with half-side `radius`; rings are the disc minus a disc of radius
+  RING_INNER * radius, ramped on both outlines. All are separable: the ramp is a row term minus
+  a column term (discs) or the smaller of the two (squares), so a pixel costs a few operations.
   """
   xs, ys = pixel_centres(resolution)
   dx = xs - position[..., 0:1]  # [..., W]
@@ -55,7 +56,15 @@ def coverage(
     (0.5 + (r - jnp.abs(dy)) * per_world)[..., :, None],
     (0.5 + (r - jnp.abs(dx)) * per_world)[..., None, :],
   )
-  ramp = jnp.clip(jnp.where((shape == SQUARE)[..., None, None], square, disc), 0.0, 1.0)
+  inner = RING_INNER * r
+  hole_scale = per_world / (2.0 * inner)
+  outside_hole = (0.5 + (dy**2 - inner**2) * hole_scale)[..., :, None] + (dx**2 * hole_scale)[
+    ..., None, :
+  ]
+  shape = shape[..., None, None]
+  ramp = jnp.where(shape == SQUARE, square, disc)
+  ramp = jnp.where(shape == RING, jnp.minimum(disc, outside_hole), ramp)
+  ramp = jnp.clip(ramp, 0.0, 1.0)
   return _smoothstep(ramp)
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import physics, regions
+from sims import pairings, physics, regions
 from sims.core import (
   FRAME_DT,
   GRAVITY,
@@ -50,7 +50,9 @@ class SingleBall(Scene):
   Placement follows the study: the ball starts far enough back to stay in view for
   `min_visible_frames` frames of straight motion, at a random offset across the motion. That is
   the study's 24 of 32 frames scaled to the clip of `num_frames` frames (6 of 8).
-  `train_speeds` restricts the training speeds and adds the split "gap" (`sims.regions`).
+  `train_speeds` restricts the training speeds and adds the split "gap" (`sims.regions`);
+  `pairing` binds colour, shape, size and speed as in one of the study's attribute pairings and
+  makes the splits "train" and "swapped" (`sims.pairings`; it sets the colour and the shape).
   """
 
   space = SPACE
@@ -64,16 +66,25 @@ class SingleBall(Scene):
     *,
     gravity_y: float,
     direction: str = "right",
-    color: tuple[float, float, float] = RED,
-    shape: str = "circle",
+    color: tuple[float, float, float] | None = None,
+    shape: str | None = None,
     num_frames: int = NUM_FRAMES,
     train_speeds: str | Sequence[regions.Interval] | None = None,
+    pairing: str | None = None,
   ):
+    if pairing is not None:
+      if color is not None or shape is not None or train_speeds is not None:
+        raise ValueError(
+          f"pairing {pairing!r} sets the training set, colour and shape; drop "
+          "color=, shape= and train_speeds="
+        )
+      self.space = pairings.with_pairing(self.space, pairing)
     if train_speeds is not None:
       self.space = regions.with_speed_gaps(self.space, train_speeds)
+    self.pairing = pairing
     self.direction = check_choice(f"direction for scene {self.name!r}", direction, self.directions)
-    self.shape = SHAPES.index(check_choice("shape", shape, SHAPES))
-    self.color = jnp.asarray(color, jnp.float32)
+    self.shape = SHAPES.index(check_choice("shape", shape or "circle", SHAPES))
+    self.color = jnp.asarray(RED if color is None else color, jnp.float32)
     self.gravity = jnp.asarray([0.0, gravity_y], jnp.float32)
     self.min_visible_frames = scaled_frames(STUDY_VISIBLE_FRAMES, num_frames)
 
@@ -102,12 +113,16 @@ class SingleBall(Scene):
     else:
       position, velocity = _orient(self.direction, along, across, speed)
     n = params.shape[0]
+    if self.pairing is None:
+      color, shape = jnp.broadcast_to(self.color, (n, 3)), jnp.full((n,), self.shape, jnp.int32)
+    else:
+      color, shape = pairings.attributes_of(params)
     return BallState(
       position=position[:, None],
       velocity=velocity[:, None],
       radius=radius[:, None],
-      color=jnp.broadcast_to(self.color, (n, 1, 3)),
-      shape=jnp.full((n, 1), self.shape, jnp.int32),
+      color=color[:, None],
+      shape=shape[:, None],
     )
 
   def rollout(self, state0: BallState, num_frames: int = NUM_FRAMES) -> Trajectory:
@@ -115,7 +130,20 @@ class SingleBall(Scene):
     return physics.to_trajectory(state0, position, velocity)
 
   def params_of(self, state: BallState) -> jax.Array:
-    return jnp.stack([state.radius[:, 0], jnp.linalg.norm(state.velocity[:, 0], axis=-1)], -1)
+    params = jnp.stack([state.radius[:, 0], jnp.linalg.norm(state.velocity[:, 0], axis=-1)], -1)
+    if self.pairing is None:
+      return params
+    return jnp.concatenate([params, pairings.labels_of(state)], -1)
+
+  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+    """The study's (radius, speed) set of `grid_params`; under a pairing, the part of it in each
+    training combination, labelled with the combination's colour and shape."""
+    grid = self.grid_params(dataset_size, seed)
+    return grid if self.pairing is None else pairings.label_pool(grid, self.train_region)
+
+  @abc.abstractmethod
+  def grid_params(self, dataset_size: str, seed: int) -> np.ndarray:
+    """The study's training set of (radius, speed) for a dataset-size level, [N, 2]."""
 
 
 def _orient(
@@ -143,10 +171,10 @@ class UniformMotion(SingleBall):
   def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
     return radius + 0.5, 9.5 - radius
 
-  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+  def grid_params(self, dataset_size: str, seed: int) -> np.ndarray:
     """The study's grid: linspace speeds x linspace radii over the training range."""
     num_speeds, num_radii = GRID_SIZES[dataset_size]
-    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands)
+    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands[:2])
     return linspace_grid(np.linspace(r_lo, r_hi, num_radii), np.linspace(v_lo, v_hi, num_speeds))
 
 
@@ -162,10 +190,10 @@ class Parabola(SingleBall):
   def across_band(self, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
     return 8.5 - radius, 9.5 - radius
 
-  def pool_params(self, dataset_size: str, seed: int = 0) -> np.ndarray:
+  def grid_params(self, dataset_size: str, seed: int) -> np.ndarray:
     """The study's set: sorted random-uniform speeds x radii from the training range, all pairs."""
     num_speeds, num_radii = GRID_SIZES[dataset_size]
-    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands)
+    (r_lo, r_hi), (v_lo, v_hi) = (b.id for b in self.space.bands[:2])
     rng = np.random.default_rng(seed)
     radii = np.sort(rng.uniform(r_lo, r_hi, num_radii))
     speeds = np.sort(rng.uniform(v_lo, v_hi, num_speeds))

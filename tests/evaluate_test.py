@@ -33,6 +33,7 @@ def same(a, b):
   return a == b or (math.isnan(a) and math.isnan(b))
 
 
+@pytest.mark.slow
 def test_stored_eval_set_gives_identical_numbers(tmp_path):
   config = small_config()
   params = initial_params(config)

@@ -1,6 +1,7 @@
 """The mechanism probes (`experiments.probes`): their numbers on hand-made cases, and their run
 inside the evaluation."""
 
+import dataclasses
 import json
 
 import jax
@@ -11,8 +12,9 @@ from etils import epath
 from flax import nnx
 
 import sims
-from experiments import compare, evaluate, probes, train
-from experiments.configs.mechanisms import collision_hole, memorization, velocity_gap
+from experiments import compare, evaluate, probes, train, velocity_probe
+from experiments.configs.mechanisms import attributes, collision_hole, memorization, velocity_gap
+from experiments.probes import attributes as attribute_probe
 from experiments.probes import reversal
 from experiments.velocity_probe import CaseErrors
 
@@ -157,6 +159,7 @@ def test_unknown_or_unfit_probes_are_one_line_errors():
   [
     pytest.param(velocity_gap, "panel=5", "speed_gap", marks=pytest.mark.slow),
     pytest.param(memorization, "flip=true", "reversal", marks=pytest.mark.slow),
+    pytest.param(attributes, "pairing=color_velocity", "attributes", marks=pytest.mark.slow),
   ],
 )
 def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, module, arg, probe):
@@ -178,6 +181,10 @@ def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, modu
   if probe == "speed_gap":
     assert numbers["train_count"] + numbers["gap_count"] == 12
     assert numbers["train_error"] < 0.15 and numbers["gap_error"] < 0.15  # the 32 px floor
+  elif probe == "attributes":
+    assert numbers["cases"] == 12 and numbers["winner"] == "tie"
+    for attribute in ("color", "velocity"):
+      assert numbers["per_attribute"][attribute]["counts"]["kept"] == 12
   else:
     assert numbers["cases"] == 9 and numbers["reversal_rate"] == 0.0
     assert numbers["intact_rate"] == 1.0
@@ -208,3 +215,78 @@ def test_compare_draws_the_runs_of_an_experiment_side_by_side(tmp_path):
     "| fig5_panel5 | 0.100 (1) | 0.500 (1) | 5.00 | 0.017 / 0.022 (1.3) |",
   ]
   assert (tmp_path / "out" / "speed_gap.png").exists()
+
+
+def attribute_batch(scene, state, shape=None):
+  """Swapped cases of a pairing scene, predicted as the truth drawn with `shape` (or as is)."""
+  traj = scene.rollout(state, 8)
+  truth = sims.render(traj, 32)
+  drawn = traj if shape is None else traj.replace(shape=jnp.asarray(shape, jnp.int32))
+  prediction = sims.render(drawn, 32)
+  errors = velocity_probe.case_errors(scene, traj, truth, truth, 3, "swapped")
+  n = len(errors.params)
+  return probes.Batch(
+    "swapped", np.arange(n), traj, np.asarray(truth), np.asarray(prediction), errors
+  )
+
+
+def test_attribute_priority_tells_a_kept_attribute_from_one_bent_to_training(tmp_path):
+  config = attributes.get_config("pairing=color_shape")
+  scene = sims.make("uniform_motion", pairing="color_shape", num_frames=8)
+  state = scene.sample(jax.random.key(0), 16, "swapped")
+  # Blue circles drawn as squares and red squares as circles: the training combinations'
+  # shapes for their colours, so colour is kept and shape bends to training in every case.
+  flipped = np.where(np.asarray(state.shape) == sims.SQUARE, sims.CIRCLE, sims.SQUARE)
+  (probe,) = probes.make(["attributes"], scene, config)
+  probe.update(attribute_batch(scene, state, flipped))
+  section = probe.finish(epath.Path(tmp_path), "report")
+  numbers = section.numbers
+  assert numbers["cases"] == 16 and numbers["winner"] == "color"
+  color, shape = (numbers["per_attribute"][a] for a in ("color", "shape"))
+  assert color["counts"] == {"kept": 16, "to training": 0, "other": 0}
+  assert shape["counts"] == {"kept": 0, "to training": 16, "other": 0}
+  assert shape["floor_counts"]["kept"] == 16  # the parser reads the true shapes
+  assert (tmp_path / "attributes.png").exists() and (tmp_path / "attributes_case.gif").exists()
+
+
+def test_attribute_priority_measures_the_drift_of_a_continuous_attribute(tmp_path):
+  config = attributes.get_config("pairing=color_velocity")
+  scene = sims.make("uniform_motion", pairing="color_velocity", num_frames=8)
+  state = scene.sample(jax.random.key(1), 16, "swapped")
+  # Every ball sped up by 1.6: slow blue balls cross into the fast range, fast red ones stay.
+  faster = state.replace(velocity=state.velocity + jnp.array([1.6, 0.0]))
+  batch = attribute_batch(scene, state)
+  moved = attribute_batch(scene, faster)
+  batch = dataclasses.replace(batch, prediction=moved.truth)
+  (probe,) = probes.make(["attributes"], scene, config)
+  probe.update(batch)
+  numbers = probe.finish(epath.Path(tmp_path), "report").numbers
+  velocity = numbers["per_attribute"]["velocity"]
+  blue_slow = velocity["by_combination"]["blue slow"]
+  speeds = np.asarray(scene.params_of(state))
+  crossing = int(((speeds[:, 2] == 1) & (speeds[:, 1] + 1.6 > 2.5)).sum())
+  assert blue_slow["to training"] == crossing > 0
+  assert velocity["by_combination"]["red fast"]["to training"] == 0
+  for shift in velocity["mean_shift"].values():
+    assert shift == pytest.approx(1.6, abs=0.1)
+
+
+def test_the_attribute_ordering_is_derived_from_the_pairs_winners():
+  winners = {
+    "color_shape": "color",
+    "size_shape": "size",
+    "velocity_shape": "velocity",
+    "velocity_size": "size",
+    "color_size": "color",
+    "color_velocity": "color",
+    "color_ring": "shape",
+  }
+  runs = [
+    {"pairing": name, "attributes": list(sims.pairings.PAIRINGS[name].attributes), "winner": w}
+    for name, w in winners.items()
+  ]
+  assert attribute_probe.attribute_order(runs) == (
+    "color > size > velocity > shape (study: color > size > velocity > shape)"
+  )
+  runs[0]["winner"] = "tie"
+  assert attribute_probe.attribute_order(runs[:2]).startswith("size > color = shape")

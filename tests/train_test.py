@@ -58,6 +58,7 @@ def test_config_arguments_and_study_sizes():
     train.make_experiment(bad)
 
 
+@pytest.mark.slow
 def test_sharded_batches_equal_the_one_device_batch_example_for_example():
   scene = train.make_experiment(runs.micro_config()).scene
   for source in ("train", data.training_source(scene, "30K")):
@@ -124,6 +125,7 @@ def test_sigkill_then_resume_on_another_mesh_continues_the_same_run(tmp_path):
   assert evaluation["splits"]["id"]["count"] == 2
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   workdir = str(tmp_path / "run")
   process = runs.start_main(

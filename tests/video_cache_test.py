@@ -67,6 +67,7 @@ def cached_config():
   return config
 
 
+@pytest.mark.slow
 def test_the_trainers_cache_holds_the_streaming_runs_first_batches():
   config = cached_config()
   experiment = train.make_experiment(config)

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import sims
+from experiments.probes.attributes import AttributePriority
 from experiments.probes.base import Batch, Probe, Section
 from experiments.probes.collision_hole import CollisionHole
 from experiments.probes.reversal import Reversal
 from experiments.probes.speed_gap import SpeedGap
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (SpeedGap, CollisionHole, Reversal)}
+PROBES: dict[str, type[Probe]] = {
+  p.name: p for p in (SpeedGap, CollisionHole, Reversal, AttributePriority)
+}
 
 
 def check(names: Sequence[str], scene: sims.Scene) -> None:

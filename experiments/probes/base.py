@@ -104,6 +104,12 @@ class Probe(abc.ABC):
   def headline(numbers: dict[str, Any]) -> dict[str, str]:
     """The numbers that compare runs (column -> formatted cell), for `--mode=compare`."""
 
+  @staticmethod
+  def across_runs(panels: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Report lines drawn from several runs' numbers ((label, numbers) each) under the compare
+    table; none unless the probe has a conclusion that needs them all."""
+    return []
+
 
 def speeds_along_motion(scene: sims.Scene, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
   """One-ball cases' conditioned speed [b] and generated velocity [b] (the study's parser, mean
