@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sims import laws, pairings, parsing
 from sims.collision import Collision
+from sims.composition import Composition
 from sims.core import (
   BLUE,
   CIRCLE,
@@ -41,6 +42,7 @@ _SCENES: dict[str, type[Scene]] = {
   "uniform_motion": UniformMotion,
   "parabola": Parabola,
   "collision": Collision,
+  "composition": Composition,
   "phyre": Phyre,
 }
 

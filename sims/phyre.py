@@ -166,6 +166,8 @@ TEMPLATE_SUBSETS: dict[str, tuple[int, ...]] = {
   "60": TRAIN_TEMPLATES,
 }
 SPLITS = ("train", "in_template", "out_of_template")
+AMBIGUITY = "ambiguity"  # the visual-ambiguity tasks 20000-20003 (sims.phyre_ambiguity)
+TEMPLATE_SETS = (*TEMPLATE_SUBSETS, AMBIGUITY)
 TASKS_PER_TEMPLATE = 100
 TRIALS_PER_TASK = 990
 _TEMPLATE_MASKS = np.array(
@@ -756,8 +758,12 @@ def _place(keys: jax.Array, params: jax.Array) -> BodyState:
     placed = _place_objects(_layout_key(template, task), template - FIRST_TEMPLATE)
     return _place_red_ball(key, placed)
 
-  bodies = jax.vmap(one)(keys, template, task)
-  n = params.shape[0]
+  return _body_state(jax.vmap(one)(keys, template, task), template, task)
+
+
+def _body_state(bodies: _Bodies, template: jax.Array, task: jax.Array) -> BodyState:
+  """The BodyState, at rest, of placed slots (fields [n, NUM_SLOTS, ...]) of examples [n]."""
+  n = template.shape[0]
 
   def slots(values):
     return jnp.broadcast_to(jnp.asarray(values), (n, *np.shape(values)))
@@ -985,7 +991,8 @@ class Phyre(Scene):
   Options: `templates` sets the templates that "train" and "in_template" draw from by default:
   None (all 60 training templates), one of the study's subsets "6" / "30" / "60", or a
   sequence of training template ids. `tasks_per_template` is how many object layouts (PHYRE
-  tasks) each template has; the study's 100 by default.
+  tasks) each template has; the study's 100 by default. `templates="ambiguity"` makes the
+  study's visual-ambiguity scene instead, a subclass (sims.phyre_ambiguity.PhyreAmbiguity).
   """
 
   name = "phyre"
@@ -993,6 +1000,16 @@ class Phyre(Scene):
   dataset_sizes = tuple(TEMPLATE_SUBSETS)
   kind_slots = KIND_SLOTS
   frame_dt = FRAME_DT
+
+  def __new__(cls, *, templates: str | Sequence[int] | None = None, **options) -> Phyre:
+    """A PhyreAmbiguity for `templates="ambiguity"` (imported here: its module imports this)."""
+    del options  # __init__'s
+    named = isinstance(templates, str)
+    if named and check_choice("template set", templates, TEMPLATE_SETS) == AMBIGUITY:
+      from sims.phyre_ambiguity import PhyreAmbiguity
+
+      cls = PhyreAmbiguity
+    return super().__new__(cls)
 
   def __init__(
     self,

@@ -45,7 +45,9 @@ def test_the_ring_is_differentiable_in_its_state():
   assert np.isfinite(grad) and grad == pytest.approx(float(finite), rel=0.05)
 
 
-@pytest.mark.parametrize("scene_name", ["uniform_motion", "collision"])
+@pytest.mark.parametrize(
+  "scene_name", ["uniform_motion", pytest.param("collision", marks=pytest.mark.slow)]
+)
 def test_every_law_scene_draws_rings_and_squares(scene_name):
   options = {"shapes": ("ring", "square")} if scene_name == "collision" else {"shape": "ring"}
   scene = sims.make(scene_name, num_frames=8, **options)
@@ -142,7 +144,7 @@ def test_bad_pairings_are_one_line_errors():
 # --- the attribute parser --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("resolution", [32, pytest.param(64, marks=pytest.mark.slow)])
 def test_the_attribute_parser_is_exact_on_ground_truth(resolution):
   scene = sims.make("uniform_motion", pairing="color_ring", num_frames=8)
   for shape, color in itertools.product(range(len(sims.SHAPES)), range(2)):
