@@ -31,10 +31,11 @@ BACKGROUND = 1.0  # sims.render's white background
 
 
 def available(scene: sims.Scene) -> tuple[str, ...]:
-  """The baselines defined for a scene: all of them for law tasks, the trivial ones otherwise
-  (template scenes, and attribute pairings, whose ball changes colour from case to case while
-  `extrapolate` parses the scene's one colour per ball)."""
-  if isinstance(scene, sims.Phyre) or getattr(scene, "pairing", None) is not None:
+  """The baselines defined for a scene: all of them for the law tasks' ball scenes, the trivial
+  ones otherwise (template, composition and ambiguity scenes, and attribute pairings, whose ball
+  changes colour from case to case while `extrapolate` parses one colour per ball)."""
+  law_scene = isinstance(scene, sims.UniformMotion | sims.Parabola | sims.Collision)
+  if not law_scene or getattr(scene, "pairing", None) is not None:
     return tuple(name for name in NAMES if name not in LAW_ONLY)
   return NAMES
 

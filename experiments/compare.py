@@ -168,14 +168,14 @@ def write_probe_comparison(runs: Sequence[tuple[str, dict[str, Any]]], out_dir: 
     figure.tight_layout()
     figure.savefig(os.path.join(out_dir, f"{name}.png"), dpi=100)
     headlines = [probe.headline(numbers) for _, numbers in panels]
-    columns = list(headlines[0])
+    columns = list(dict.fromkeys(c for row in headlines for c in row))
     lines += [
       f"## {probe.title}",
       "",
       "| run | " + " | ".join(columns) + " |",
       "|---|" + "---|" * len(columns),
       *(
-        f"| {label} | " + " | ".join(row[c] for c in columns) + " |"
+        f"| {label} | " + " | ".join(row.get(c, "-") for c in columns) + " |"
         for (label, _), row in zip(panels, headlines, strict=True)
       ),
       "",

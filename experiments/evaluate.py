@@ -46,6 +46,9 @@ from experiments import (
 from worldmodel import physics
 
 REPORT_DIR = "report"
+# Scenes whose evaluation is their probes' (no velocity or Table 2 probe): the events of the
+# composition scenes and the outcomes of the ambiguity tasks.
+FRAME_SCENES = (sims.Composition, sims.phyre_ambiguity.PhyreAmbiguity)
 NOT_BETTER = "(no better than copy_last)"
 FILMSTRIP_CASES = 4
 
@@ -242,7 +245,10 @@ def evaluate_split(
     extremes.update(errors["model"].velocity_error, real_truth, real_prediction)
     if active_probes:
       real_traj = jax.tree.map(lambda x, n=num_real: x[:n], traj)
-      batch = probes.Batch(split, index, real_traj, real_truth, real_prediction, errors["model"])
+      model = errors["model"]
+      batch = probes.Batch(
+        split, index, real_traj, real_truth, real_prediction, model.params, model
+      )
       for probe in active_probes:
         probe.update(batch)
     if index[0] == 0:
@@ -387,9 +393,80 @@ def _evaluate(
 ) -> dict[str, dict[str, float]]:
   """The scene's probe: Table 2 metrics for template scenes, velocity errors for law tasks."""
   out_dir = outputs.make_dirs(outputs.path(workdir, REPORT_DIR))
+  if isinstance(experiment.scene, FRAME_SCENES):
+    return _evaluate_frames(experiment, workdir, step, params, out_dir)
   if isinstance(experiment.scene, sims.Phyre):
     return _evaluate_templates(experiment, workdir, step, params, out_dir)
   return _evaluate_laws(experiment, workdir, step, params, out_dir)
+
+
+def _evaluate_frames(
+  experiment: train.Experiment, workdir: str, step: int, params: nnx.State, out_dir
+) -> dict[str, dict[str, Any]]:
+  """Scenes scored by their probes alone (FRAME_SCENES): per split the generated frames' MSE
+  beside each baseline's, a filmstrip, the best and worst rollouts, and the probes' sections."""
+  config = experiment.config
+  predict = make_predictor(experiment)
+  active_probes = probes.make(config.eval.probes, experiment.scene, config)
+  generated = slice(config.video.context_frames, None)
+  summary, figures = {}, {}
+  for split in config.eval.splits:
+    cases = eval_cases(experiment, split)
+    case_params = np.asarray(experiment.scene.params_of(cases))
+    squared = {name: [] for name in ("model", *config.eval.baselines)}
+    extremes = _Extremes()
+    simulated = simulated_split(experiment, cases)
+    for index, traj, truth, prediction in rollouts(experiment, params, split, predict, simulated):
+      real = slice(0, len(index))
+      videos = {"model": prediction, **baseline_videos(experiment, truth)}
+      for name, video in videos.items():
+        error = (video - truth)[real, generated] ** 2
+        squared[name].append(np.asarray(jnp.mean(error, (1, 2, 3, 4))))
+      truth, prediction = np.asarray(truth[real]), np.asarray(prediction[real])
+      extremes.update(squared["model"][-1], truth, prediction)
+      real_traj = jax.tree.map(lambda x, real=real: x[real], traj)
+      batch = probes.Batch(split, index, real_traj, truth, prediction, case_params[index])
+      for probe in active_probes:
+        probe.update(batch)
+      if index[0] == 0:
+        shown = slice(0, min(FILMSTRIP_CASES, len(index)))
+        strip = outputs.filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
+    outputs.write_png(out_dir / f"{split}_filmstrip.png", strip)
+    mse = {name: float(np.concatenate(values).mean()) for name, values in squared.items()}
+    summary[split] = {
+      "frame_mse": mse["model"],
+      "cases": len(case_params),
+      "baselines": {name: {"frame_mse": mse[name]} for name in config.eval.baselines},
+    }
+    summary[split]["beats_copy_last"] = beats_copy_last(summary[split], "frame_mse", False)
+    figures[split] = _write_extremes(out_dir, split, extremes, config.eval.gif_scale)
+    logging.info("eval %s: %s", split, summary[split])
+  sections = {probe.name: probe.finish(out_dir, REPORT_DIR) for probe in active_probes}
+  probe_numbers = {name: section.numbers for name, section in sections.items()}
+  _write_eval_json(workdir, config, step, summary, config.eval.splits[0], [], probes=probe_numbers)
+  video = config.video
+  lines = [
+    f"# {config.task}: DiT-{config.model.size}, step {step}",
+    "",
+    f"The model sees the first {video.context_frames} of {video.num_frames} frames "
+    f"({video.resolution} x {video.resolution}) and generates the rest in "
+    f"{config.eval.sample_steps} sampling steps. Frame MSE is over the generated frames; rows "
+    f"'split: name' score a baseline on the same cases; a model row marked {NOT_BETTER} does "
+    "not beat copy_last.",
+    "",
+    "| split | cases | frame MSE |",
+    "|---|---|---|",
+    *(
+      f"| {label} | {numbers.get('cases', '')} | {numbers['frame_mse']:.4f} |"
+      for label, numbers in _labelled_rows(summary)
+    ),
+    "",
+  ]
+  for section in sections.values():
+    lines += section.lines
+  lines += _figure_lines(figures, "frame MSE", "{:.4f}")
+  outputs.path(workdir, "report.md").write_text("\n".join(lines) + "\n")
+  return summary
 
 
 def _evaluate_laws(

@@ -9,7 +9,7 @@ frames = sims.render(traj, resolution=128)   # [8, 32, 128, 128, 3] in [0, 1]
 
 from __future__ import annotations
 
-from sims import laws, pairings, parsing
+from sims import laws, pairings, parsing, phyre_ambiguity
 from sims.collision import Collision
 from sims.composition import Composition
 from sims.core import (
@@ -95,6 +95,7 @@ __all__ = [
   "names",
   "pairings",
   "parsing",
+  "phyre_ambiguity",
   "physics_score",
   "register",
   "render",

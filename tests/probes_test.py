@@ -13,7 +13,13 @@ from flax import nnx
 
 import sims
 from experiments import compare, evaluate, probes, train, velocity_probe
-from experiments.configs.mechanisms import attributes, collision_hole, memorization, velocity_gap
+from experiments.configs.mechanisms import (
+  attributes,
+  collision_hole,
+  composition,
+  memorization,
+  velocity_gap,
+)
 from experiments.probes import attributes as attribute_probe
 from experiments.probes import reversal
 from experiments.velocity_probe import CaseErrors
@@ -46,7 +52,7 @@ def fake_batch(params, velocity_x, along_sign=None):
     floor_study=nan,
     velocity_study=np.asarray(velocity_x, float)[:, None],
   )
-  return probes.Batch("sweep", np.arange(n), traj, frames, frames * 0.5, errors)
+  return probes.Batch("sweep", np.arange(n), traj, frames, frames * 0.5, errors.params, errors)
 
 
 def test_speed_gap_separates_training_and_gap_cases_and_finds_the_pulled_one(tmp_path):
@@ -125,14 +131,10 @@ def test_collision_hole_tells_the_convex_hull_from_the_outside(tmp_path, preset,
   np.testing.assert_array_equal(probe.categorize(np.asarray(cases, float)), categories)
   params = np.asarray(cases, np.float32)
   batch = fake_batch(params, np.zeros(3))
-  batch = probes.Batch(
-    batch.split,
-    batch.index,
-    batch.traj,
-    batch.truth,
-    batch.prediction,
-    CaseErrors(**{**batch.errors.__dict__, "velocity_error_study": np.array([0.1, 0.2, 0.4])}),
+  errors = CaseErrors(
+    **{**batch.errors.__dict__, "velocity_error_study": np.array([0.1, 0.2, 0.4])}
   )
+  batch = dataclasses.replace(batch, errors=errors)
   probe.update(batch)
   numbers = probe.finish(epath.Path(tmp_path), "report").numbers
   errors = {0: 0.1, 1: 0.2, 2: 0.4}
@@ -152,6 +154,10 @@ def test_unknown_or_unfit_probes_are_one_line_errors():
     probes.check(["collision_hole"], uniform)
   with pytest.raises(ValueError, match=r"probe 'speed_gap' needs a one-ball scene"):
     probes.check(["speed_gap"], sims.make("collision"))
+  with pytest.raises(ValueError, match=r"probe 'composition' needs the scene 'composition'"):
+    probes.check(["composition"], uniform)
+  with pytest.raises(ValueError, match=r"probe 'attributes' needs a scene made with pairing="):
+    probes.check(["attributes"], uniform)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +166,7 @@ def test_unknown_or_unfit_probes_are_one_line_errors():
     pytest.param(velocity_gap, "panel=5", "speed_gap", marks=pytest.mark.slow),
     pytest.param(memorization, "flip=true", "reversal", marks=pytest.mark.slow),
     pytest.param(attributes, "pairing=color_velocity", "attributes", marks=pytest.mark.slow),
+    pytest.param(composition, "kind=spatial", "composition", marks=pytest.mark.slow),
   ],
 )
 def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, module, arg, probe):
@@ -181,6 +188,12 @@ def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, modu
   if probe == "speed_gap":
     assert numbers["train_count"] + numbers["gap_count"] == 12
     assert numbers["train_error"] < 0.15 and numbers["gap_error"] < 0.15  # the 32 px floor
+  elif probe == "composition":
+    events = numbers["events"]
+    assert events["red wall"]["happened"] == events["red wall"]["scored"] > 0
+    assert events["blue moves on"]["happened"] == events["blue moves on"]["scored"] > 0
+    assert events["red vanishes"]["happened"] == events["blue vanishes"]["happened"] == 0
+    assert record["splits"]["test"]["cases"] == 12
   elif probe == "attributes":
     assert numbers["cases"] == 12 and numbers["winner"] == "tie"
     for attribute in ("color", "velocity"):
@@ -226,7 +239,7 @@ def attribute_batch(scene, state, shape=None):
   errors = velocity_probe.case_errors(scene, traj, truth, truth, 3, "swapped")
   n = len(errors.params)
   return probes.Batch(
-    "swapped", np.arange(n), traj, np.asarray(truth), np.asarray(prediction), errors
+    "swapped", np.arange(n), traj, np.asarray(truth), np.asarray(prediction), errors.params
   )
 
 
@@ -290,3 +303,31 @@ def test_the_attribute_ordering_is_derived_from_the_pairs_winners():
   )
   runs[0]["winner"] = "tie"
   assert attribute_probe.attribute_order(runs[:2]).startswith("size > color = shape")
+
+
+def test_composition_counts_the_events_a_rollout_shows_and_the_ones_it_misses(tmp_path):
+  config = composition.get_config("kind=temporal")
+  scene = sims.make("composition", kind="temporal", num_frames=8)
+  state = scene.place(jax.random.split(jax.random.key(0), 12), scene.eval_params("test")[:12])
+  traj = scene.rollout(state, 8)
+  truth = np.asarray(sims.render(traj, 32))
+  params = np.asarray(scene.params_of(state))
+  (probe,) = probes.make(["composition"], scene, config)
+  # The truth as the rollout: every event shows, as on the parser's floor.
+  probe.update(probes.Batch("test", np.arange(12), traj, truth, truth, params))
+  events = probe.numbers()["events"]
+  for label in ("red contact", "blue contact", "blue wall"):
+    assert events[label]["happened"] == events[label]["floor_happened"] == events[label]["scored"]
+    assert events[label]["scored"] > 0
+  # A rollout whose blue ball never reaches the wall: drawn at its first generated position.
+  frozen = traj.replace(position=traj.position.at[:, 3:, 1].set(traj.position[:, 3:4, 1]))
+  (probe,) = probes.make(["composition"], scene, config)
+  batch = probes.Batch(
+    "test", np.arange(12), traj, truth, np.asarray(sims.render(frozen, 32)), params
+  )
+  probe.update(batch)
+  section = probe.finish(epath.Path(tmp_path), "report")
+  events = section.numbers["events"]
+  assert events["blue wall"]["happened"] == 0 < events["blue wall"]["scored"]
+  assert events["red vanishes"]["happened"] == 0
+  assert (tmp_path / "composition.png").exists()

@@ -83,8 +83,8 @@ class AttributePriority(Probe):
     generated = case_attributes(batch.prediction, scored)
     self.generated.append(generated)
     self.floor.append(case_attributes(batch.truth, scored))
-    self.params.append(batch.errors.params)
-    outcome = self._outcomes(batch.errors.params, generated)
+    self.params.append(batch.params)
+    outcome = self._outcomes(batch.params, generated)
     bent = np.any([o == 1 for o in outcome.values()], axis=0)
     self.bent_case.offer(np.where(bent, 1.0, 0.0), batch)
 

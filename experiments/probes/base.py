@@ -30,10 +30,11 @@ class Batch:
 
   split: str
   index: np.ndarray  # [b] case numbers within the split
-  traj: sims.Trajectory  # [b] the simulator's trajectories
+  traj: sims.Trajectory | sims.BodyTrajectory  # [b] the simulator's trajectories
   truth: np.ndarray  # [b, T, H, W, 3] ground-truth frames
   prediction: np.ndarray  # [b, T, H, W, 3] the model's frames (context frames included)
-  errors: CaseErrors  # the velocity probe's per-case numbers
+  params: np.ndarray  # [b, P] the cases' parameters (`Scene.params_of`)
+  errors: CaseErrors | None = None  # the velocity probe's per-case numbers (law tasks)
 
 
 @dataclasses.dataclass
@@ -114,7 +115,7 @@ class Probe(abc.ABC):
 def speeds_along_motion(scene: sims.Scene, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
   """One-ball cases' conditioned speed [b] and generated velocity [b] (the study's parser, mean
   over the generated frames) signed along the context's direction of motion (x)."""
-  conditioned = batch.errors.params[:, scene.param_names.index("speed")]
+  conditioned = batch.params[:, scene.param_names.index("speed")]
   direction = np.sign(np.asarray(batch.traj.velocity[:, 0, 0, 0]))
   return conditioned, batch.errors.velocity_study[:, 0] * direction
 

@@ -87,7 +87,7 @@ class CollisionHole(Probe):
     return np.where(in_train, 0, np.where(in_hull, 1, 2))
 
   def update(self, batch: Batch) -> None:
-    params = batch.errors.params
+    params = batch.params
     # The study's code skips the smallest balls (r = 0.5 on this grid), as the split's numbers do.
     error = np.where(study_filter(self.scene, params), batch.errors.velocity_error_study, np.nan)
     category = self.categorize(params)

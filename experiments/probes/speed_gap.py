@@ -67,7 +67,7 @@ class SpeedGap(Probe):
 
   def update(self, batch: Batch) -> None:
     conditioned, generated = speeds_along_motion(self.scene, batch)
-    in_train = self.scene.space.in_train(batch.errors.params)
+    in_train = self.scene.space.in_train(batch.params)
     self.conditioned.append(conditioned)
     self.generated.append(generated)
     self.in_train.append(in_train)
