@@ -376,7 +376,7 @@ def run(
   Every process of a multi-host job calls this; process 0 alone evaluates, on its own devices
   from a host copy of the parameters, while the others wait for it, and returns the numbers.
   """
-  experiment = train.make_experiment(config)
+  experiment = train.make_experiment(config).for_evaluation()
   step = config.num_steps
   if params is None:
     step, params = train.restore_params(experiment, workdir)

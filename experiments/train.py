@@ -41,6 +41,11 @@ class Experiment:
   objective: diffusion.Objective
   graphdef: nnx.GraphDef
   mesh: jax.sharding.Mesh
+  eval_scene: sims.Scene  # the scene evaluated: `scene` with `eval.scene_options` over its options
+
+  def for_evaluation(self) -> Experiment:
+    """This experiment with the evaluated scene in place of the training one."""
+    return dataclasses.replace(self, scene=self.eval_scene)
 
   @property
   def video_shape(self) -> tuple[int, int, int]:
@@ -108,7 +113,13 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
       raise ValueError(
         f"reward.simulator_fraction={config.reward.simulator_fraction} must be in [0, 1)"
       )
-  check_eval_settings(config, scene)
+  eval_options = config.eval.get("scene_options", {})
+  eval_scene = (
+    sims.make(config.task, num_frames=video.num_frames, **{**config.scene_options, **eval_options})
+    if eval_options
+    else scene
+  )
+  check_eval_settings(config, eval_scene)
   name = sims.check_choice("objective.name", config.objective.name, diffusion.OBJECTIVES)
   objective = diffusion.make_objective(name, **config.objective[name])
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
@@ -119,7 +130,7 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
     video_cache.check_cache(
       config.data.cache, config.batch_size, video.num_frames, video.resolution, mesh
     )
-  return Experiment(config, scene, objective, graphdef, mesh)
+  return Experiment(config, scene, objective, graphdef, mesh, eval_scene)
 
 
 EVAL_COUNTS = ("grid_points", "num_cases", "sample_steps", "best_of", "batch_size", "gif_scale")

@@ -14,6 +14,7 @@ from flax import nnx
 import sims
 from experiments import compare, evaluate, probes, train, velocity_probe
 from experiments.configs.mechanisms import (
+  ambiguity,
   attributes,
   collision_hole,
   composition,
@@ -331,3 +332,30 @@ def test_composition_counts_the_events_a_rollout_shows_and_the_ones_it_misses(tm
   assert events["blue wall"]["happened"] == 0 < events["blue wall"]["scored"]
   assert events["red vanishes"]["happened"] == 0
   assert (tmp_path / "composition.png").exists()
+
+
+@pytest.mark.slow
+def test_ambiguity_scores_the_rollouts_outcome_along_each_scan(tmp_path):
+  config = ambiguity.get_config("size=cpu")
+  scene = sims.make("phyre", templates="ambiguity")
+  params = scene.eval_params("in_template", 3)  # tasks 0, 50 and 100 of each template
+  traj = scene.rollout(scene.place(None, params), 8)
+  truth = np.asarray(sims.render(traj, 64))
+  (probe,) = probes.make(["ambiguity"], scene, config)
+  probe.update(probes.Batch("in_template", np.arange(12), traj, truth, truth, params))
+  templates = probe.numbers()["templates"]
+  assert sorted(templates) == ["20000", "20001", "20002", "20003"]
+  for entry in templates.values():
+    assert entry["accuracy"] == entry["floor_accuracy"] == 1.0 and entry["cases"] == 3
+    assert entry["truth"][0] != entry["truth"][-1]  # each scan flips between its ends
+  # A rollout that holds the first frame: the red ball never drops, so it never passes a gap
+  # (and stays on its side of a single ball): wrong wherever the truth passes.
+  still = np.repeat(truth[:, :1], 8, axis=1)
+  (probe,) = probes.make(["ambiguity"], scene, config)
+  probe.update(probes.Batch("in_template", np.arange(12), traj, truth, still, params))
+  section = probe.finish(epath.Path(tmp_path), "report")
+  for template in ("20000", "20002"):
+    entry = section.numbers["templates"][template]
+    assert entry["generated"] == [False] * 3
+    assert entry["accuracy"] == pytest.approx(1 - np.mean(entry["truth"]))
+  assert (tmp_path / "ambiguity.png").exists() and (tmp_path / "ambiguity_case.gif").exists()

@@ -14,6 +14,7 @@ import pytest
 import runs
 from sims_test import approaching
 
+import sims
 from experiments import evaluate, train
 from experiments.configs import combinatorial, common, quickstart
 from experiments.configs import physics as physics_config
@@ -169,15 +170,18 @@ def test_evaluate_on_a_missing_workdir_is_a_one_line_error(tmp_path):
     "mechanisms.velocity_gap",
     "mechanisms.collision_hole",
     "mechanisms.memorization",
+    "mechanisms.attributes",
+    "mechanisms.composition",
+    "mechanisms.ambiguity",
   ],
 )
 def test_every_config_builds_its_experiment(name):
   module = importlib.import_module(f"experiments.configs.{name}")
   config = module.get_config(None)
   experiment = train.make_experiment(config)
-  assert experiment.scene.name == config.task
+  assert experiment.scene.name == experiment.eval_scene.name == config.task
   for split in config.eval.splits:
-    assert len(experiment.scene.eval_params(split, config.eval.grid_points)) > 0
+    assert len(experiment.eval_scene.eval_params(split, config.eval.grid_points)) > 0
   assert config.eval.dataset == ""
 
 
@@ -292,4 +296,15 @@ def test_either_objective_is_chosen_by_name_with_its_own_options():
   assert isinstance(objective, diffusion.VPredictionDDPM) and objective.beta_schedule == "cosine"
   config.objective.name = "ddpm"
   with pytest.raises(ValueError, match=r"unknown objective.name 'ddpm'; valid: flow, ddpm_v"):
+    train.make_experiment(config)
+
+
+def test_eval_scene_options_change_the_evaluated_scene_only():
+  config = importlib.import_module("experiments.configs.mechanisms.ambiguity").get_config(None)
+  experiment = train.make_experiment(config)
+  assert type(experiment.scene) is sims.Phyre
+  assert isinstance(experiment.eval_scene, sims.phyre_ambiguity.PhyreAmbiguity)
+  assert experiment.for_evaluation().scene is experiment.eval_scene
+  config.eval.splits = ("out_of_template",)  # the training scene's split, not the evaluated one's
+  with pytest.raises(ValueError, match=r"unknown split for scene 'phyre' 'out_of_template'"):
     train.make_experiment(config)

@@ -103,6 +103,8 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
       baselines=("copy_last", "blank", "extrapolate"),
       # probes of the study's mechanism experiments run on these splits (experiments/probes)
       probes=(),
+      # options over `scene_options` for the evaluated scene (e.g. templates="ambiguity")
+      scene_options=ml_collections.ConfigDict(),
     )
   )
   return config

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sims
+from experiments.probes.ambiguity import Ambiguity
 from experiments.probes.attributes import AttributePriority
 from experiments.probes.base import Batch, Probe, Section
 from experiments.probes.collision_hole import CollisionHole
@@ -20,7 +21,7 @@ from experiments.probes.reversal import Reversal
 from experiments.probes.speed_gap import SpeedGap
 
 PROBES: dict[str, type[Probe]] = {
-  p.name: p for p in (SpeedGap, CollisionHole, Reversal, AttributePriority, Composition)
+  p.name: p for p in (SpeedGap, CollisionHole, Reversal, AttributePriority, Composition, Ambiguity)
 }
 
 
