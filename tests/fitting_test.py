@@ -149,6 +149,7 @@ def test_frozen_fields_keep_their_start_values():
   np.testing.assert_allclose(residual, rms, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_physics_score_recovers_held_out_collisions_and_their_conservation_laws():
   name = "collision"  # the fit of collisions is checked here, through physics_score
   state, frames = held_out(name, SPLITS[name], CASES_PER_SPLIT, RESOLUTION)

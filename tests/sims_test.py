@@ -254,6 +254,7 @@ def test_hand_built_state_and_attributes():
   np.testing.assert_array_equal(placed.color[..., 1], 1.0)
 
 
+@pytest.mark.slow
 def test_rollout_jits_and_vmaps():
   scene = sims.make("collision")
   state = scene.sample(KEY, 8)

@@ -141,6 +141,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   assert not os.path.exists(os.path.join(workdir, "report.md"))  # stopped before evaluating
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_missing_workdir_is_a_one_line_error(tmp_path):
   process = subprocess.run(
     [
@@ -185,6 +186,7 @@ def test_every_config_builds_its_experiment(name):
   assert config.eval.dataset == ""
 
 
+@pytest.mark.slow
 def test_an_8_frame_collision_config_has_every_contact_inside_its_clips():
   """Training batches (2 frames before the contact, 2 after) and every evaluation case (1 before,
   2 after) of the quickstart's 8-frame collision task show the collision."""

@@ -130,6 +130,7 @@ def pair_64():
   return random_videos(0, (2, 1, 64, 64, 3))
 
 
+@pytest.mark.slow
 def test_lpips_network_matches_the_packaged_code():
   model = lpips.load()
   a, b = pair_64()
@@ -233,12 +234,14 @@ def i3d_logits():
   return np.asarray(i3d.logits(i3d_videos()), np.float64)
 
 
+@pytest.mark.slow
 def test_i3d_weights_are_loaded_where_the_checkpoint_has_them():
   kernel = np.asarray(i3d.load().conv3d_1a_7x7.conv.kernel[...], np.float64)
   assert kernel.shape == (7, 7, 7, 3, 64)
   assert (kernel.mean(), kernel.std()) == pytest.approx((CONV1A_KERNEL_MEAN, CONV1A_KERNEL_STD))
 
 
+@pytest.mark.slow
 def test_i3d_logits_match_the_packaged_code_and_separate_inputs(i3d_logits):
   assert i3d_logits.shape == (5, i3d.NUM_CLASSES) and np.isfinite(i3d_logits).all()
   np.testing.assert_array_equal(i3d_logits[4], i3d_logits[0])  # deterministic
@@ -250,6 +253,7 @@ def test_i3d_logits_match_the_packaged_code_and_separate_inputs(i3d_logits):
   assert near < far and near < other and other > 10
 
 
+@pytest.mark.slow
 def test_fvd_is_zero_for_equal_sets_and_grows_with_noise(i3d_logits):
   real = i3d_logits[[0, 3]]
   slightly, heavily = i3d_logits[[1, 3]], i3d_logits[[2, 3]]
