@@ -150,9 +150,11 @@ def parse_attributes(
   (at sharpness 1 by default: the exact coverage of rendered frames, whose soft rims the shape
   tests need at 32 px).
 
-  The shape comes from scale-free moments of the colour's weight about its centroid: a ring
-  (a hole) when its area is below RING_FILL of 2 pi (Mxx + Myy) (disc 1, square 0.95, ring of
-  inner radius 0.6 r 0.47), else a square when E[x^2 y^2] / (E[x^2] E[y^2]) exceeds
+  The colour's weight is read in a window of 1.5 equal-area radii around its centroid (specks
+  elsewhere in a generated frame do not count). The shape comes from scale-free moments of the
+  weight about its centroid: a ring (a hole) when its area is below RING_FILL of
+  2 pi (Mxx + Myy) (disc 1, square 0.95, ring of inner radius 0.6 r 0.47), else a square when
+  E[x^2 y^2] / (E[x^2] E[y^2]) exceeds
   SQUARE_KURTOSIS (disc 2/3, axis-aligned square 1), else a circle. The radius follows from the
   area and that shape. Velocities are `forward_velocity` of the positions.
   """
@@ -164,32 +166,39 @@ def parse_attributes(
 def _parse_attributes(frames, colors, sharpness, min_area) -> Attributes:
   weight = _soft_weight(frames, colors, sharpness)  # [n, T, K, H, W]
   height, width = weight.shape[-2:]
-  xs = (jnp.arange(width, dtype=jnp.float32) + PIXEL_CENTRE) * (WORLD_SIZE / width)
+  pixel = WORLD_SIZE / width
+  xs = (jnp.arange(width, dtype=jnp.float32) + PIXEL_CENTRE) * pixel
   ys = (jnp.arange(height, dtype=jnp.float32)[::-1] + PIXEL_CENTRE) * (WORLD_SIZE / height)
-  total = weight.sum((-2, -1))
-  found = total > min_area
-  safe_total = jnp.where(found, total, 1.0)
+  found = weight.sum((-2, -1)) > min_area
 
-  def mean(values: jax.Array) -> jax.Array:
-    return (weight * values).sum((-2, -1)) / safe_total
+  def moments(weight: jax.Array) -> tuple[jax.Array, ...]:
+    total = weight.sum((-2, -1))
+    safe_total = jnp.where(total > 0, total, 1.0)
 
-  x = mean(xs)
-  y = mean(ys[:, None])
-  dx = xs - x[..., None, None]
-  dy = ys[:, None] - y[..., None, None]
+    def mean(values: jax.Array) -> jax.Array:
+      return (weight * values).sum((-2, -1)) / safe_total
+
+    x, y = mean(xs), mean(ys[:, None])
+    dx, dy = xs - x[..., None, None], ys[:, None] - y[..., None, None]
+    return total, x, y, dx, dy, mean
+
+  # A first pass over the whole frame finds the object; the second keeps a window around it
+  # (1.5 equal-area radii and a pixel: every shape's reach), so that specks elsewhere in a
+  # generated frame do not count.
+  total, x, y, dx, dy, _ = moments(weight)
+  reach = 1.5 * jnp.sqrt(total * pixel * (WORLD_SIZE / height) / jnp.pi) + pixel
+  window = dx**2 + dy**2 <= (reach**2)[..., None, None]
+  total, x, y, dx, dy, mean = moments(jnp.where(window, weight, 0.0))
   mxx, myy, mxxyy = mean(dx**2), mean(dy**2), mean(dx**2 * dy**2)
-  area = total * (WORLD_SIZE / width) * (WORLD_SIZE / height)
+  area = total * pixel * (WORLD_SIZE / height)
   safe_spread = jnp.maximum(mxx + myy, 1e-12)
   is_ring = area < RING_FILL * 2.0 * jnp.pi * safe_spread
   is_square = mxxyy > SQUARE_KURTOSIS * mxx * myy
   shape = jnp.where(is_ring, RING, jnp.where(is_square, SQUARE, CIRCLE)).astype(jnp.int32)
-  radius = jnp.sqrt(
-    area
-    / jnp.where(
-      shape == SQUARE, 4.0, jnp.where(shape == RING, jnp.pi * (1.0 - RING_INNER**2), jnp.pi)
-    )
+  fill = jnp.where(
+    shape == SQUARE, 4.0, jnp.where(shape == RING, jnp.pi * (1 - RING_INNER**2), jnp.pi)
   )
-  return Attributes(jnp.stack([x, y], -1), area, shape, radius, found)
+  return Attributes(jnp.stack([x, y], -1), area, shape, jnp.sqrt(area / fill), found)
 
 
 def forward_velocity(position: jax.Array, frame_dt: float = FRAME_DT) -> jax.Array:

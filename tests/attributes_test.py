@@ -165,3 +165,13 @@ def test_the_attribute_parser_is_exact_on_ground_truth(resolution):
     mean_velocity = np.where(both, velocity, 0.0).sum(1) / both.sum(1)
     speed_error = np.abs(mean_velocity - params[:, 1])[both.any(1)]
     assert speed_error.max() < (0.1 if resolution == 32 else 0.05)  # the clip's mean speed
+
+
+def test_the_attribute_parser_ignores_specks_away_from_the_object():
+  """Generated frames carry faint specks; far from the object they must not change its shape."""
+  for shape in range(len(sims.SHAPES)):
+    frames = np.array(sims.render(one_ball(1.0, shape, sims.BLUE, position=(3.0, 3.0)), 32))
+    frames[0, 0, 2:5, 28, :2] = 0.5  # three half-blue specks some 6 world units away
+    found = parsing.parse_attributes(jnp.asarray(frames))
+    assert int(found.shape[0, 0, 1]) == shape
+    assert float(found.radius[0, 0, 1]) == pytest.approx(1.0, abs=0.05)
