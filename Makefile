@@ -11,7 +11,12 @@ MECHANISM_RUNS := \
   gap1_seed1=velocity_gap.py:panel=1,seed=1 gap5_seed1=velocity_gap.py:panel=5,seed=1 \
   mem_right=memorization.py:flip=false mem_both=memorization.py:flip=true \
   mem_right_seed1=memorization.py:flip=false,seed=1 mem_both_seed1=memorization.py:flip=true,seed=1 \
-  hole_2_3=collision_hole.py:hole=square_2_3
+  hole_2_3=collision_hole.py:hole=square_2_3 \
+  color_shape=attributes.py:pairing=color_shape size_shape=attributes.py:pairing=size_shape \
+  velocity_shape=attributes.py:pairing=velocity_shape \
+  velocity_size=attributes.py:pairing=velocity_size color_size=attributes.py:pairing=color_size \
+  color_velocity=attributes.py:pairing=color_velocity color_ring=attributes.py:pairing=color_ring \
+  temporal=composition.py:kind=temporal
 
 .PHONY: quickstart test test-slow test-all lint bench mechanisms
 

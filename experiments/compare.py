@@ -132,8 +132,8 @@ def _probes_only(path: str) -> bool:
 
 def load_probe_runs(workdirs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
   """(label, probe numbers) of every run whose eval.json has probe numbers, ordered by label:
-  the run's preset (e.g. "fig5_panel3"), direction and seed other than 0 where it has them,
-  else its workdir."""
+  the run's preset (e.g. "fig5_panel3"), direction, pairing, kind and seed other than 0 where
+  it has them, else its workdir."""
   runs = []
   for path in _eval_files(workdirs):
     evaluation = _read(path)
@@ -145,7 +145,8 @@ def load_probe_runs(workdirs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]
 
 def _probe_label(path: str, evaluation: dict[str, Any]) -> str:
   numbers = next(iter(evaluation["probes"].values()))
-  parts = [str(numbers[key]) for key in ("preset", "direction") if numbers.get(key)]
+  keys = ("preset", "direction", "pairing", "kind")
+  parts = [str(numbers[key]) for key in keys if numbers.get(key)]
   if evaluation.get("seed"):
     parts.append(f"seed {evaluation['seed']}")
   return ", ".join(parts) or os.path.basename(os.path.dirname(path))
