@@ -320,6 +320,7 @@ def test_composition_counts_the_events_a_rollout_shows_and_the_ones_it_misses(tm
   for label in ("red contact", "blue contact", "blue wall"):
     assert events[label]["happened"] == events[label]["floor_happened"] == events[label]["scored"]
     assert events[label]["scored"] > 0
+    assert events[label]["error_after"] < 0.3  # the parser's floor at 32 px
   # A rollout whose blue ball never reaches the wall: drawn at its first generated position.
   frozen = traj.replace(position=traj.position.at[:, 3:, 1].set(traj.position[:, 3:4, 1]))
   (probe,) = probes.make(["composition"], scene, config)
@@ -330,6 +331,7 @@ def test_composition_counts_the_events_a_rollout_shows_and_the_ones_it_misses(tm
   section = probe.finish(epath.Path(tmp_path), "report")
   events = section.numbers["events"]
   assert events["blue wall"]["happened"] == 0 < events["blue wall"]["scored"]
+  assert events["blue wall"]["error_after"] > 1.0  # standing where it should rebound at >= 1
   assert events["red vanishes"]["happened"] == 0
   assert (tmp_path / "composition.png").exists()
 

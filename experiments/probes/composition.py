@@ -16,7 +16,8 @@ nearer the true velocity after it than the true velocity before it. "moves on" h
 generated velocity is nearer the true one than rest. An object vanishes when a generated frame
 misses it where the true object is active and in view. The same scoring of the true frames is
 the parser's floor, and of objects that stand still after the context (copy_last) the
-trivial one.
+trivial one. The rollout's mean |v_gen - v_true| over the pairs before each event (from the
+previous one) and after it (to the next) shows how well it keeps the speeds around the event.
 """
 
 from __future__ import annotations
@@ -71,11 +72,15 @@ class Composition(Probe):
     failures = np.zeros(len(true_vx))
     for case, obj in np.argwhere(active):
       color = OBJECTS[obj][0]
-      for label, frame, next_frame in object_events(true_vx[case], obj, context):
+      for label, start, frame, next_frame in object_events(true_vx[case], obj, context):
         record = {"label": f"{color} {label}"}
         for source, (velocity, _) in sources:
           velocity = velocity[case, :, obj]
           record[source] = event_happens(true_vx[case, :, obj], velocity, frame, next_frame)
+        # The rollout's velocity error over the pairs before the event and after it.
+        error = np.abs(generated[0][case, :, obj] - true_vx[case, :-1, obj])
+        record["error_before"] = _mean(error[max(start, context - 1) : frame - 1])
+        record["error_after"] = _mean(error[frame : next_frame - 1])
         self.records.append(record)
         failures[case] += record["model"] is False
       expected = shown[case, context:, obj]
@@ -98,6 +103,9 @@ class Composition(Probe):
       for source in ("floor", "copy_last"):  # "floor_scored", "copy_last_happened", ...
         events[label][f"{source}_scored"] = sum(r[source] is not None for r in rows)
         events[label][f"{source}_happened"] = sum(bool(r[source]) for r in rows)
+      for side in ("before", "after"):  # mean |v_gen - v_true| over the cases' pairs
+        errors = [r[f"error_{side}"] for r in rows if f"error_{side}" in r]
+        events[label][f"error_{side}"] = _mean(np.asarray(errors, float))
     return {"kind": self.scene.kind, "events": events}
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
@@ -116,15 +124,17 @@ class Composition(Probe):
       "often an object vanishes; beside it the same scoring of the true frames (the parser's "
       "floor) and of copy_last (objects that stand still after the context).",
       "",
-      "| event | shown by the rollout | parser on the truth | copy_last |",
-      "|---|---|---|---|",
+      "| event | shown by the rollout | parser on the truth | copy_last | velocity error before "
+      "/ after |",
+      "|---|---|---|---|---|",
     ]
     for label, entry in numbers["events"].items():
       if entry["scored"]:
         lines.append(
           f"| {label} | {_rate(entry['happened'], entry['scored'])} "
           f"| {_rate(entry['floor_happened'], entry['floor_scored'])} "
-          f"| {_rate(entry['copy_last_happened'], entry['copy_last_scored'])} |"
+          f"| {_rate(entry['copy_last_happened'], entry['copy_last_scored'])} "
+          f"| {_number(entry['error_before'])} / {_number(entry['error_after'])} |"
         )
     lines += [
       "",
@@ -171,16 +181,16 @@ def object_velocities(frames: np.ndarray, shown: np.ndarray) -> tuple[np.ndarray
   return np.where(both, np.diff(x, axis=1) / sims.FRAME_DT, np.nan), found
 
 
-def object_events(true_vx: np.ndarray, obj: int, context: int) -> list[tuple[str, int, int]]:
-  """The events (label, frame, next event's frame or T) of object `obj` in one true video
-  [T, 2] that fall in the generated frames (frame >= context); "moves on" (frame = context) for a
-  moving object without events."""
+def object_events(true_vx: np.ndarray, obj: int, context: int) -> list[tuple[str, int, int, int]]:
+  """The events (label, previous event's frame or 0, frame, next event's frame or T) of object
+  `obj` in one true video [T, 2] that fall in the generated frames (frame >= context); "moves
+  on" (frame = context) for a moving object without events."""
   change = np.abs(np.diff(true_vx, axis=0)) > EVENT_CHANGE  # [T - 1, 2]: frame k + 1 changed
   frames = [k + 1 for k in np.flatnonzero(change[:, obj])]
   num_frames = len(true_vx)
   if not frames:
     moving = abs(true_vx[context, obj]) > MOVING
-    return [("moves on", context, num_frames)] if moving else []
+    return [("moves on", 0, context, num_frames)] if moving else []
   events, seen = [], {}
   for index, frame in enumerate(frames):
     kind = "contact" if change[frame - 1, 1 - obj] else "wall"
@@ -188,7 +198,7 @@ def object_events(true_vx: np.ndarray, obj: int, context: int) -> list[tuple[str
     label = kind if seen[kind] == 1 else f"{kind} {seen[kind]}"
     next_frame = frames[index + 1] if index + 1 < len(frames) else num_frames
     if frame >= context:
-      events.append((label, frame, next_frame))
+      events.append((label, frames[index - 1] if index else 0, frame, next_frame))
   return events
 
 
@@ -206,8 +216,17 @@ def event_happens(
   return bool(abs(after.mean() - true_vx[frame]) < abs(after.mean() - before))
 
 
+def _mean(values: np.ndarray) -> float | None:
+  finite = values[np.isfinite(values)]
+  return float(finite.mean()) if len(finite) else None
+
+
 def _label_order(label: str) -> tuple[int, str]:
   return (0 if label.startswith("red") else 1, label)
+
+
+def _number(value: float | None) -> str:
+  return "-" if value is None else f"{value:.2f}"
 
 
 def _share(count: int, total: int) -> float:
