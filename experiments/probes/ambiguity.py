@@ -132,14 +132,15 @@ class Ambiguity(Probe):
       ax.scatter(task[~right], np.full((~right).sum(), row), c="tab:red", marker="x", s=14)
       flips = np.flatnonzero(np.diff(truth.astype(int))) if len(truth) > 1 else []
       for index in flips:
-        ax.axvline(0.5 * (task[index] + task[index + 1]), ymin=0, ymax=1, color="0.8", lw=0.8)
+        flip = 0.5 * (task[index] + task[index + 1])
+        ax.plot([flip, flip], [row - 0.35, row + 0.35], color="0.6", lw=1.0)
       ax.text(
-        101, row, f"{entry['outcome']}: {100 * entry['accuracy']:.0f}%", va="center", fontsize=7
+        104, row, f"{entry['outcome']}: {100 * entry['accuracy']:.0f}%", va="center", fontsize=7
       )
     labels = [f"{t}\n{e['scan']}" for t, e in numbers["templates"].items()]
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set(xlabel="scan point (task)", xlim=(-2, 125))
-    ax.set_title(f"{title}: green right, red wrong; grey lines the true flips", fontsize=8)
+    ax.set(xlabel="scan point (task)", xlim=(-2, 130))
+    ax.set_title(f"{title}: green right, red wrong; grey bars the true flips", fontsize=8)
 
   @staticmethod
   def headline(numbers: dict[str, Any]) -> dict[str, str]:
