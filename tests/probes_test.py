@@ -199,6 +199,7 @@ def test_a_mechanism_config_evaluates_with_its_probe(tmp_path, monkeypatch, modu
     assert numbers["cases"] == 12 and numbers["winner"] == "tie"
     for attribute in ("color", "velocity"):
       assert numbers["per_attribute"][attribute]["counts"]["kept"] == 12
+      assert numbers["per_attribute"][attribute]["train_kept"]["cases"] == 12
   else:
     assert numbers["cases"] == 9 and numbers["reversal_rate"] == 0.0
     assert numbers["intact_rate"] == 1.0

@@ -42,6 +42,8 @@ STUDY_SHIFTS = {
 }
 OUTCOMES = ("kept", "to training", "other")
 _COLUMN = {"size": "radius", "velocity": "speed", "color": "color", "shape": "shape"}
+# Where a continuous attribute's two ranges meet in every pairing that binds it.
+_THRESHOLDS = {"size": 1.05, "velocity": 2.5}
 
 
 def combination_label(combination: pairings.Combination, attributes: tuple[str, str]) -> str:
@@ -66,6 +68,7 @@ class AttributePriority(Probe):
     self.pairing_name = scene.pairing
     self.pairing = pairings.get(scene.pairing)
     self.generated, self.floor, self.params = [], [], []
+    self.train_kept: dict[str, list[np.ndarray]] = {}
     self.bent_case = KeptCase()
 
   @classmethod
@@ -76,11 +79,15 @@ class AttributePriority(Probe):
       )
 
   def update(self, batch: Batch) -> None:
-    if batch.split != "swapped":
+    if batch.split not in ("swapped", "train"):
       return
     in_view = np.asarray(sims.parsing.fully_in_view(batch.traj.position, batch.traj.radius))[..., 0]
     scored = in_view & (np.arange(in_view.shape[1]) >= self.config.video.context_frames)
     generated = case_attributes(batch.prediction, scored)
+    if batch.split == "train":
+      for attribute, kept in self._kept(batch.params, generated).items():
+        self.train_kept.setdefault(attribute, []).append(kept)
+      return
     self.generated.append(generated)
     self.floor.append(case_attributes(batch.truth, scored))
     self.params.append(batch.params)
@@ -101,11 +108,25 @@ class AttributePriority(Probe):
         partner = np.array([self._training_value(attribute, row) for row in params])
         outcome = np.where(value == conditioned, 0, np.where(value == partner, 1, 2))
       else:
-        threshold = 1.05 if attribute == "size" else 2.5
+        threshold = _THRESHOLDS[attribute]
         crossed = (value > threshold) != (conditioned > threshold)
         outcome = np.where(np.isfinite(value), crossed.astype(int), 2)
       result[attribute] = outcome
     return result
+
+  def _kept(self, params: np.ndarray, generated: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per bound attribute, whether each case's rollout keeps its conditioned value (for a
+    continuous attribute: stays on its side of the pairing's threshold)."""
+    columns = {name: i for i, name in enumerate(self.scene.param_names)}
+    kept = {}
+    for attribute in self.pairing.attributes:
+      conditioned, value = params[:, columns[_COLUMN[attribute]]], generated[attribute]
+      if attribute in ("color", "shape"):
+        kept[attribute] = value == conditioned
+      else:
+        threshold = _THRESHOLDS[attribute]
+        kept[attribute] = np.isfinite(value) & ((value > threshold) == (conditioned > threshold))
+    return kept
 
   def _training_value(self, attribute: str, row: np.ndarray) -> float:
     """The value of `attribute` in the training combination that shares the other bound
@@ -151,6 +172,8 @@ class AttributePriority(Probe):
         entry["floor_mean_shift"] = _nanmean(
           floor[attribute] - params[:, columns[_COLUMN[attribute]]]
         )
+      train = np.concatenate(self.train_kept.get(attribute, [np.zeros(0, bool)]))
+      entry["train_kept"] = {"kept": int(train.sum()), "cases": len(train)}
       per_attribute[attribute] = entry
     kept = {a: per_attribute[a]["counts"]["kept"] for a in attributes}
     winner = "tie" if kept[attributes[0]] == kept[attributes[1]] else max(kept, key=kept.get)
@@ -181,7 +204,8 @@ class AttributePriority(Probe):
       f"swapped {', '.join(combination_label(c, (a, b)) for c in self.pairing.swapped)} "
       f"({numbers['cases']} cases, {numbers['vanished']} with the object gone). Per bound "
       "attribute: kept, bent to the training combination's value, or other; the same parser on "
-      "the true frames in brackets.",
+      "the true frames in brackets, and on rollouts of the training combinations (no conflict: "
+      "what the model and the parser keep there bounds what a conflict can show).",
       "",
       "| attribute | combination | kept | to training | other | mean shift |",
       "|---|---|---|---|---|---|",
@@ -196,6 +220,10 @@ class AttributePriority(Probe):
         )
       floor = entry["floor_counts"]
       lines.append(f"| {attribute} | all (floor) | ({_cell(floor, 'kept')}) | | | |")
+      train = entry["train_kept"]
+      if train["cases"]:
+        share = f"{100 * train['kept'] / train['cases']:.0f}% ({train['kept']})"
+        lines.append(f"| {attribute} | training combinations | {share} | | | |")
     lines += [
       "",
       f"Kept more often: **{numbers['winner']}**. The study: colour > size > velocity > shape "
@@ -232,9 +260,13 @@ class AttributePriority(Probe):
 
   @staticmethod
   def headline(numbers: dict[str, Any]) -> dict[str, str]:
-    first, second = (
-      f"{a} {_cell(numbers['per_attribute'][a]['counts'], 'kept')}" for a in numbers["attributes"]
-    )
+    def kept(attribute: str) -> str:
+      entry = numbers["per_attribute"][attribute]
+      train = entry.get("train_kept", {}).get("cases")
+      trained = f"; training {100 * entry['train_kept']['kept'] / train:.0f}%" if train else ""
+      return f"{attribute} {_cell(entry['counts'], 'kept')}{trained}"
+
+    first, second = (kept(a) for a in numbers["attributes"])
     return {
       "pairing": numbers["pairing"],
       "kept more": numbers["winner"],
