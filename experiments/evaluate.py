@@ -5,10 +5,11 @@ seed, simulated now or read from a stored eval set) is rolled out by the model f
 frames. The study's velocity-error probe scores the generated frames (`velocity_probe`), the
 Table 2 probe those of template scenes (`combinatorial_probe`), each beside the baselines of
 `eval.baselines` on the same cases (`baselines`); the mechanism probes named in `eval.probes`
-(`experiments/probes`) take the model's rollouts of law tasks batch by batch and add their own
-numbers and sections. The run's workdir gets `eval.json` with the numbers and `report.md` with
-the tables, the heat map, error against velocity, a filmstrip and the best and worst rollouts
-of each split.
+(`experiments/probes`) take the model's rollouts batch by batch and add their own numbers and
+sections (the composition and ambiguity scenes, FRAME_SCENES, are scored by their probes alone,
+beside the generated frames' MSE). The run's workdir gets `eval.json` with the numbers and
+`report.md` with the tables, the heat map, error against velocity, a filmstrip and the best and
+worst rollouts of each split.
 """
 
 from __future__ import annotations
@@ -391,7 +392,8 @@ def run(
 def _evaluate(
   experiment: train.Experiment, workdir: str, step: int, params: nnx.State
 ) -> dict[str, dict[str, float]]:
-  """The scene's probe: Table 2 metrics for template scenes, velocity errors for law tasks."""
+  """The scene's probe: Table 2 metrics for template scenes, velocity errors for law tasks,
+  the probes alone for FRAME_SCENES."""
   out_dir = outputs.make_dirs(outputs.path(workdir, REPORT_DIR))
   if isinstance(experiment.scene, FRAME_SCENES):
     return _evaluate_frames(experiment, workdir, step, params, out_dir)
