@@ -83,6 +83,7 @@ def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
     resolution=video.resolution,
     patch_size=tuple(model.patch_size),
     attention=model.attention,
+    context_input=model.context_input,
     dtype=jnp.dtype(model.dtype),
     remat=model.remat,
     rngs=nnx.Rngs(seed),

@@ -15,6 +15,7 @@ OBJECTIVES = {
   "flow_velocity": dict(name="flow"),
   "flow_x_shifted": dict(name="flow", prediction="x", time_shift=3.0),
   "flow_logit_normal": dict(name="flow", time_sampling="logit_normal"),
+  "flow_residual": dict(name="flow", prediction="residual"),
   "ddpm_v_linear": dict(name="ddpm_v"),
   "ddpm_v_cosine": dict(name="ddpm_v", beta_schedule="cosine", num_train_steps=500),
 }
@@ -35,10 +36,11 @@ def _oracle(objective: diffusion.Objective, frames):
   x = 2.0 * frames - 1.0
 
   def apply_fn(noisy, time, context, context_mask):
-    del context, context_mask
     if isinstance(objective, diffusion.RectifiedFlow):
       if objective.prediction == "x":
         return jnp.broadcast_to(x, noisy.shape)
+      if objective.prediction == "residual":
+        return x - diffusion.held_context(context, context_mask)
       return (noisy - x) / _per_example(time)  # noise - x, with noise = (noisy - (1 - t) x) / t
     steps = jnp.round(time * objective.num_train_steps).astype(jnp.int32)
     alpha_bar = _per_example(objective.alpha_bar[steps])
@@ -128,10 +130,33 @@ class LossTest(parameterized.TestCase):
   def test_unknown_names(self):
     with self.assertRaisesRegex(ValueError, "unknown objective 'edm'; valid: flow, ddpm_v"):
       diffusion.make_objective("edm")
-    with self.assertRaisesRegex(ValueError, "unknown prediction 'eps'; valid: velocity, x"):
+    with self.assertRaisesRegex(
+      ValueError, "unknown prediction 'eps'; valid: velocity, x, residual"
+    ):
       diffusion.make_objective("flow", prediction="eps")
     with self.assertRaisesRegex(ValueError, "unknown beta_schedule 'sqrt'; valid: linear, cosine"):
       diffusion.make_objective("ddpm_v", beta_schedule="sqrt")
+
+
+class HeldContextTest(absltest.TestCase):
+  def test_holds_the_last_context_frame_forward(self):
+    frames = np.arange(2 * 5, dtype=np.float32).reshape(2, 5, 1) + 1.0
+    context_mask = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], np.float32)
+    held = np.asarray(diffusion.held_context(frames, context_mask))[..., 0]
+    np.testing.assert_array_equal(held[0], [2, 2, 2, 4, 4])  # frames 1 and 3 are the context
+    np.testing.assert_array_equal(held[1], 0)  # no context: zero, never a non-context frame
+
+  def test_a_zero_residual_samples_copy_last(self):
+    objective = diffusion.make_objective("flow", prediction="residual")
+    frames = _frames()
+    out = np.asarray(
+      objective.sample(
+        lambda noisy, *_: jnp.zeros_like(noisy), jax.random.key(0), frames, CONTEXT_MASK, 4
+      )
+    )
+    np.testing.assert_allclose(out[0, 2:], np.broadcast_to(frames[0, 1], out[0, 2:].shape), atol=1e-6)
+    np.testing.assert_allclose(out[1, 1:], np.broadcast_to(frames[1, 0], out[1, 1:].shape), atol=1e-6)
+    np.testing.assert_allclose(out[2], 0.5, atol=1e-6)  # no context: data-space zero
 
 
 class SampleTest(parameterized.TestCase):

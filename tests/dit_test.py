@@ -128,6 +128,20 @@ class VideoDiTTest(parameterized.TestCase):
     changed_out = _forward(model, noisy, time, changed, context_mask)
     self.assertGreater(float(jnp.abs(changed_out - out).max()), 1e-3)
 
+  @parameterized.parameters("masked", "held")
+  def test_context_input_channels(self, context_input):
+    model = dit.VideoDiT(**TINY, context_input=context_input, rngs=nnx.Rngs(0))
+    noisy, _, context, context_mask = _inputs()
+    channels = np.asarray(model.input_channels(noisy, context, context_mask))
+    np.testing.assert_array_equal(channels[..., :3], noisy)
+    np.testing.assert_array_equal(channels[..., 3:6][:, :2], context[:, :2])
+    shown_later = channels[..., 3:6][:, 2:]  # frames 2 and 3 are generated
+    expected = np.broadcast_to(context[:, 1:2], shown_later.shape) if context_input == "held" else 0
+    np.testing.assert_array_equal(shown_later, expected)
+    np.testing.assert_array_equal(
+      channels[..., 6], np.broadcast_to(context_mask[:, :, None, None], channels.shape[:4])
+    )
+
   def test_jit_of_split_state_matches_module_jit(self):
     model = _perturbed(_model("factorized"))
     graphdef, state = nnx.split(model)

@@ -7,6 +7,9 @@ output all live there, and `sample` maps its result back to [0, 1].
 
 Context frames are never noised: the noisy input carries the clean frames at context
 positions, they are excluded from the loss, and samplers hold them fixed at every step.
+The flow objective's "residual" prediction learns each frame's change from the last context
+frame held forward (`held_context`), so that a network that outputs zero predicts "nothing
+moves" (the copy_last baseline) and learning is spent on what moves.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ Metrics = dict[str, jax.Array]
 Regularizer = Callable[[jax.Array, jax.Array], jax.Array]
 
 OBJECTIVES = ("flow", "ddpm_v")
-FLOW_PREDICTIONS = ("velocity", "x")
+FLOW_PREDICTIONS = ("velocity", "x", "residual")
 TIME_SAMPLINGS = ("uniform", "logit_normal")
 BETA_SCHEDULES = ("linear", "cosine")
 
@@ -46,6 +49,21 @@ def _frame_mask(context_mask: jax.Array) -> jax.Array:
 def _per_example(values: jax.Array) -> jax.Array:
   """[B] -> [B, 1, 1, 1, 1], broadcastable against videos."""
   return values[:, None, None, None, None]
+
+
+def held_context(frames: jax.Array, context_mask: jax.Array) -> jax.Array:
+  """At every frame, the last context frame at or before it (the first context frame before any).
+
+  frames: [B, T, ...], read only at context frames; context_mask: [B, T]. Returns [B, T, ...],
+  zero for an example without context frames.
+  """
+  is_context = jnp.asarray(context_mask).astype(bool)
+  per_frame = (1,) * (frames.ndim - 2)
+  frames = jnp.where(is_context.reshape(is_context.shape + per_frame), frames, 0.0)
+  times = jnp.arange(is_context.shape[1])
+  last = jax.lax.cummax(jnp.where(is_context, times, -1), axis=1)
+  source = jnp.where(last < 0, jnp.argmax(is_context, axis=1)[:, None], last)
+  return jnp.take_along_axis(frames, source.reshape(source.shape + per_frame), axis=1)
 
 
 def masked_mse(prediction: jax.Array, target: jax.Array, context_mask: jax.Array) -> jax.Array:
@@ -125,7 +143,8 @@ class Objective(abc.ABC):
 class RectifiedFlow(Objective):
   """Rectified flow: x_t = (1 - t) x + t noise, t in [0, 1], t = 1 being pure noise.
 
-  prediction: "velocity" (target noise - x) or "x" (the network predicts the clean x).
+  prediction: "velocity" (target noise - x), "x" (the network predicts the clean x) or
+    "residual" (it predicts x minus the held last context frame: a zero output is copy_last).
   time_sampling: training times "uniform" or "logit_normal" (sigmoid of a standard normal).
   time_shift: s in t' = s t / (1 + (s - 1) t), applied to training and sampling times (s > 1
     spends more time at high noise, as for higher resolutions).
@@ -166,8 +185,11 @@ class RectifiedFlow(Objective):
     output = apply_fn(noisy, t, jnp.where(context, x, 0.0), context_mask)
     if self.prediction == "velocity":
       target, x0_estimate = noise - x, noisy - _per_example(t) * output
-    else:
+    elif self.prediction == "x":
       target, x0_estimate = x, output
+    else:
+      held = held_context(x, context_mask)
+      target, x0_estimate = x - held, held + output
     loss = masked_mse(output, target, context_mask)
     metrics = {"x0_mse": masked_mse(x0_estimate, x, context_mask)}
     return _regularize(loss, metrics, regularizer, x0_estimate, x, context, t)
@@ -186,6 +208,7 @@ class RectifiedFlow(Objective):
     x_context = _to_data_space(context_frames)
     context = _frame_mask(context_mask)
     clean_context = jnp.where(context, x_context, 0.0)
+    held = held_context(x_context, context_mask) if self.prediction == "residual" else 0.0
     times = self.shift(jnp.linspace(1.0, 0.0, num_steps + 1))
     batch = x_context.shape[0]
 
@@ -194,8 +217,9 @@ class RectifiedFlow(Objective):
       output = apply_fn(x, jnp.full((batch,), t), clean_context, context_mask)
       if self.prediction == "velocity":
         x = x + (t_next - t) * output
-      else:  # Same Euler step, written stably: the velocity is (x - output) / t.
-        x = output + (t_next / t) * (x - output)
+      else:  # Same Euler step, written stably: the velocity is (x - x0) / t.
+        x0_estimate = held + output
+        x = x0_estimate + (t_next / t) * (x - x0_estimate)
       return jnp.where(context, x_context, x)
 
     noise = jax.random.normal(key, x_context.shape)

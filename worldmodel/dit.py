@@ -1,7 +1,10 @@
 """A video diffusion transformer (DiT) in Flax NNX that generates frames given context frames.
 
 Videos are [B, T, H, W, C] arrays. The network sees the noisy video, the clean context frames
-(zero elsewhere) and the context mask as one extra channel, cut into spatio-temporal patches.
+and the context mask as one extra channel, cut into spatio-temporal patches. The context
+channels carry either the context frames alone (zero elsewhere, `context_input="masked"`) or, at
+every frame, the last context frame held forward (`"held"`: as Stable Video Diffusion feeds its
+conditioning frame to every frame), so that each token sees the scene it has to change.
 Positions enter through 3-D rotary embeddings (RoPE) over the (t, h, w) patch coordinates and the
 diffusion time through adaLN-single (PixArt-alpha): one timestep MLP shared by all blocks plus a
 learned (6, D) table per block. Gates and the output layer start at zero, so a fresh model
@@ -20,6 +23,7 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from sims import check_choice
+from worldmodel.diffusion import held_context
 
 # Transformer sizes: the study's DiT-S/B/L/XL and tiny ones for CPU runs.
 SIZES = {
@@ -32,6 +36,7 @@ SIZES = {
   "XL": dict(hidden=1152, depth=28, heads=16),
 }
 ATTENTION_KINDS = ("full", "factorized")
+CONTEXT_INPUTS = ("masked", "held")
 TIME_FREQUENCIES = 256
 ROPE_THETA = 10000.0
 
@@ -45,7 +50,7 @@ class DiTConfig:
 
   patch_size is (time, height, width). attention "full" attends jointly over all T*h*w tokens;
   "factorized" does spatial attention within each frame, then temporal attention across frames
-  at each spatial position, in every block.
+  at each spatial position, in every block. context_input: "masked" or "held" (module docstring).
   """
 
   num_frames: int
@@ -57,10 +62,12 @@ class DiTConfig:
   patch_size: tuple[int, int, int] = (1, 2, 2)
   mlp_ratio: float = 4.0
   attention: str = "full"
+  context_input: str = "masked"
 
   def __post_init__(self):
     object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
     check_choice("attention", self.attention, ATTENTION_KINDS)
+    check_choice("context_input", self.context_input, CONTEXT_INPUTS)
     pt, ph, pw = self.patch_size
     if self.num_frames % pt or self.resolution % ph or self.resolution % pw:
       raise ValueError(
@@ -259,6 +266,7 @@ class VideoDiT(nnx.Module):
     patch_size: tuple[int, int, int] = (1, 2, 2),
     mlp_ratio: float = 4.0,
     attention: str = "full",
+    context_input: str = "masked",
     dtype: DTypeLike = jnp.float32,
     remat: bool = False,
     rngs: nnx.Rngs,
@@ -274,6 +282,7 @@ class VideoDiT(nnx.Module):
       patch_size=patch_size,
       mlp_ratio=mlp_ratio,
       attention=attention,
+      context_input=context_input,
     )
     patch_volume = math.prod(self.config.patch_size)
     time_init = nnx.initializers.normal(0.02)
@@ -289,6 +298,17 @@ class VideoDiT(nnx.Module):
       hidden, patch_volume * channels, dtype=dtype, kernel_init=_zeros, rngs=rngs
     )
 
+  def input_channels(
+    self, noisy: jax.Array, context: jax.Array, context_mask: jax.Array
+  ) -> jax.Array:
+    """[B, T, H, W, 2C + 1]: the noisy video, the context as `context_input` shows it, the mask."""
+    mask = jnp.asarray(context_mask, jnp.float32)[:, :, None, None, None]
+    if self.config.context_input == "held":
+      shown = held_context(context, context_mask)
+    else:
+      shown = context * mask
+    return jnp.concatenate([noisy, shown, jnp.broadcast_to(mask, (*noisy.shape[:-1], 1))], -1)
+
   def __call__(
     self,
     noisy: jax.Array,
@@ -301,17 +321,14 @@ class VideoDiT(nnx.Module):
     Args:
       noisy: [B, T, H, W, C] noisy video.
       time: [B] diffusion time in [0, 1].
-      context: [B, T, H, W, C] clean frames; only frames with context_mask set are used.
+      context: [B, T, H, W, C] clean frames; only frames with context_mask set are read.
       context_mask: [B, T] float or bool, 1 for context frames.
     """
     config = self.config
-    b, t, h, w, _ = noisy.shape
+    _, t, h, w, _ = noisy.shape
     pt, ph, pw = config.patch_size
     grid = (t // pt, h // ph, w // pw)
-    mask = jnp.asarray(context_mask, jnp.float32)[:, :, None, None, None]
-    inputs = jnp.concatenate(
-      [noisy, context * mask, jnp.broadcast_to(mask, (b, t, h, w, 1))], axis=-1
-    )
+    inputs = self.input_channels(noisy, context, context_mask)
     x = self.patch_embed(patchify(inputs, config.patch_size)).astype(jnp.float32)
 
     time_features = self.time_fc2(nnx.silu(self.time_fc1(timestep_embedding(time))))
@@ -343,6 +360,7 @@ def make_dit(
   resolution: int,
   patch_size: tuple[int, int, int],
   attention: str = "full",
+  context_input: str = "masked",
   dtype: DTypeLike = jnp.float32,
   remat: bool = False,
   rngs: nnx.Rngs,
@@ -355,6 +373,7 @@ def make_dit(
     resolution=resolution,
     patch_size=patch_size,
     attention=attention,
+    context_input=context_input,
     dtype=dtype,
     remat=remat,
     rngs=rngs,

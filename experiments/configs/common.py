@@ -56,7 +56,15 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   config.model = ml_collections.ConfigDict(
     # remat: recompute each block's activations in the backward pass (less memory, ~1/3 more
     # compute); worth it at 128 x 128 x 32 (4096 tokens) on accelerators with little memory.
-    dict(size=size, patch_size=(2, 8, 8), attention="full", dtype="bfloat16", remat=False)
+    # context_input: "masked" (context frames only) or "held" (worldmodel/dit.py).
+    dict(
+      size=size,
+      patch_size=(2, 8, 8),
+      attention="full",
+      context_input="masked",
+      dtype="bfloat16",
+      remat=False,
+    )
   )
   # `name` picks the objective; the options of each are its fields (worldmodel/diffusion.py).
   config.objective = ml_collections.ConfigDict(
