@@ -34,6 +34,7 @@ from sims.core import (
   scaled_frames,
 )
 from sims.fitting import fit_initial_state, physics_score
+from sims.optical_flow import flow
 from sims.phyre import Phyre
 from sims.rendering import render
 from sims.single_ball import Parabola, UniformMotion
@@ -90,6 +91,7 @@ __all__ = [
   "Trajectory",
   "balls",
   "fit_initial_state",
+  "flow",
   "laws",
   "make",
   "names",

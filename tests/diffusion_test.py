@@ -154,8 +154,9 @@ class HeldContextTest(absltest.TestCase):
         lambda noisy, *_: jnp.zeros_like(noisy), jax.random.key(0), frames, CONTEXT_MASK, 4
       )
     )
-    np.testing.assert_allclose(out[0, 2:], np.broadcast_to(frames[0, 1], out[0, 2:].shape), atol=1e-6)
-    np.testing.assert_allclose(out[1, 1:], np.broadcast_to(frames[1, 0], out[1, 1:].shape), atol=1e-6)
+    held = (frames[0, 1], frames[1, 0])  # each example's last context frame
+    np.testing.assert_allclose(out[0, 2:], np.broadcast_to(held[0], out[0, 2:].shape), atol=1e-6)
+    np.testing.assert_allclose(out[1, 1:], np.broadcast_to(held[1], out[1, 1:].shape), atol=1e-6)
     np.testing.assert_allclose(out[2], 0.5, atol=1e-6)  # no context: data-space zero
 
 

@@ -17,11 +17,21 @@ from experiments.probes.attributes import AttributePriority
 from experiments.probes.base import Batch, Probe, Section
 from experiments.probes.collision_hole import CollisionHole
 from experiments.probes.composition import Composition
+from experiments.probes.physics_iq import PhysicsIQ
 from experiments.probes.reversal import Reversal
 from experiments.probes.speed_gap import SpeedGap
 
 PROBES: dict[str, type[Probe]] = {
-  p.name: p for p in (SpeedGap, CollisionHole, Reversal, AttributePriority, Composition, Ambiguity)
+  p.name: p
+  for p in (
+    SpeedGap,
+    CollisionHole,
+    Reversal,
+    AttributePriority,
+    Composition,
+    Ambiguity,
+    PhysicsIQ,
+  )
 }
 
 
