@@ -81,12 +81,8 @@ def make_predictor(experiment: train.Experiment):
 
   @jax.jit
   def predict(params, frames, key):
-    mask = experiment.context_mask(frames.shape[0])
-
     def sample(key):
-      return experiment.objective.sample(
-        experiment.apply_fn(params), key, frames, mask, config.eval.sample_steps
-      )
+      return experiment.sample(params, key, frames, config.eval.sample_steps)
 
     if config.eval.best_of == 1:
       return sample(key)

@@ -27,7 +27,7 @@ import sims
 from experiments import baselines, outputs, probes, video_metrics
 from experiments import metrics as metrics_lib
 from worldmodel import checkpoint as checkpoint_lib
-from worldmodel import data, diffusion, dit, physics, sharding, video_cache
+from worldmodel import data, diffusion, dit, guides, physics, sharding, video_cache
 
 TrainState = dict[str, Any]  # {"step", "params", "ema", "opt"}
 
@@ -42,6 +42,7 @@ class Experiment:
   graphdef: nnx.GraphDef
   mesh: jax.sharding.Mesh
   eval_scene: sims.Scene  # the scene evaluated: `scene` with `eval.scene_options` over its options
+  guide: guides.Guide  # what the simulator tells the model, from each video's context frames
 
   def for_evaluation(self) -> Experiment:
     """This experiment with the evaluated scene in place of the training one."""
@@ -52,9 +53,24 @@ class Experiment:
     video = self.config.video
     return video.num_frames, video.resolution, video.resolution
 
-  def apply_fn(self, params: nnx.State):
-    """The denoiser `(noisy, time, context, context_mask) -> output` for given parameters."""
-    return nnx.merge(self.graphdef, params)
+  def apply_fn(self, params: nnx.State, guide: guides.GuideInputs | None = None):
+    """The denoiser `(noisy, time, context, context_mask) -> output` for given parameters and
+    the batch's guide (its channels and state; its noise goes to the objective)."""
+    model = nnx.merge(self.graphdef, params)
+    if guide is None:
+      return model
+    return functools.partial(model, guide=guide.channels, state=guide.state)
+
+  def sample(
+    self, params: nnx.State, key: jax.Array, frames: jax.Array, num_steps: int
+  ) -> jax.Array:
+    """Generated videos from the context frames of `frames` [B, T, H, W, 3], with the guide
+    built from those context frames."""
+    guide = self.guide.build(frames, jax.random.fold_in(key, 1))
+    mask = self.context_mask(frames.shape[0])
+    return self.objective.sample(
+      self.apply_fn(params, guide), key, frames, mask, num_steps, guide.noise
+    )
 
   def context_mask(self, batch_size: int) -> jax.Array:
     video = self.config.video
@@ -75,8 +91,24 @@ class Experiment:
     )
 
 
-def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
+def make_guide(config: ml_collections.ConfigDict, scene: sims.Scene) -> guides.Guide:
+  """The config's guide (`config.guide`) for `scene`'s videos."""
+  return guides.Guide(
+    config.guide.kind,
+    scene,
+    config.video.context_frames,
+    render=config.guide.render,
+    fit_steps=config.guide.fit_steps,
+  )
+
+
+def build_model(
+  config: ml_collections.ConfigDict, seed: int, scene: sims.Scene | None = None
+) -> dit.VideoDiT:
+  """The config's DiT with fresh parameters from `seed` (`scene`: the training scene, made from
+  the config if not given)."""
   model, video = config.model, config.video
+  guide = make_guide(config, scene or sims.make(config.task, **config.scene_options))
   return dit.make_dit(
     model.size,
     num_frames=video.num_frames,
@@ -84,6 +116,8 @@ def build_model(config: ml_collections.ConfigDict, seed: int) -> dit.VideoDiT:
     patch_size=tuple(model.patch_size),
     attention=model.attention,
     context_input=model.context_input,
+    guide_channels=guide.channels,
+    state_features=guide.state_features,
     dtype=jnp.dtype(model.dtype),
     remat=model.remat,
     rngs=nnx.Rngs(seed),
@@ -121,9 +155,10 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
     else scene
   )
   check_eval_settings(config, eval_scene)
+  guide = make_guide(config, scene)
   name = sims.check_choice("objective.name", config.objective.name, diffusion.OBJECTIVES)
   objective = diffusion.make_objective(name, **config.objective[name])
-  graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed, scene)))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
   if config.batch_size % mesh.size:
     raise ValueError(f"batch_size={config.batch_size} must divide over {mesh.size} devices")
@@ -131,7 +166,7 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
     video_cache.check_cache(
       config.data.cache, config.batch_size, video.num_frames, video.resolution, mesh
     )
-  return Experiment(config, scene, objective, graphdef, mesh, eval_scene)
+  return Experiment(config, scene, objective, graphdef, mesh, eval_scene, guide)
 
 
 EVAL_COUNTS = ("grid_points", "num_cases", "sample_steps", "best_of", "batch_size", "gif_scale")
@@ -209,7 +244,8 @@ def init_state(
 ) -> TrainState:
   """Step 0: new parameters from the config's seed (or `params`), EMA equal to them."""
   if params is None:
-    params = nnx.state(build_model(experiment.config, experiment.config.seed), nnx.Param)
+    model = build_model(experiment.config, experiment.config.seed, experiment.scene)
+    params = nnx.state(model, nnx.Param)
   return {"step": jnp.zeros((), jnp.int32), "params": params, "ema": params, "opt": tx.init(params)}
 
 
@@ -268,9 +304,7 @@ def make_train_step(
     rollout_mask = mask[num_simulated:]
 
     def sample(draw_key):
-      return experiment.objective.sample(
-        experiment.apply_fn(params), draw_key, context, rollout_mask, reward.sample_steps
-      )
+      return experiment.sample(params, draw_key, context, reward.sample_steps)
 
     score = functools.partial(physics.law_score, experiment.scene)
     rollouts, best, scores = physics.best_of_n(sample, score, sample_key, reward.samples)
@@ -293,9 +327,11 @@ def make_train_step(
     if reward.init_from:  # fine-tuning on the model's own most physical rollouts
       frames, loss_mask, reward_metrics = reward_batch(state["params"], frames, reward_key)
 
+    guide = experiment.guide.build(frames, jax.random.fold_in(loss_key, 1))
+
     def loss_fn(params):
       return experiment.objective.loss(
-        experiment.apply_fn(params), loss_key, frames, loss_mask, regularizer
+        experiment.apply_fn(params, guide), loss_key, frames, loss_mask, regularizer, guide.noise
       )
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

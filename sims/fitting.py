@@ -75,9 +75,10 @@ def fit_initial_state(
   if edge_px < 1.0:
     raise ValueError(f"edge_px must be >= 1 (the data's edge), got {edge_px}")
   num_balls = template.position.shape[1]
+  ball_colors = _ball_colors(template)  # read before batching: concrete even under a jit
   template = _batched(template, n)
   if init is None:
-    init = _initial_guess(scene, _ball_colors(template), frames, template)
+    init = _initial_guess(scene, ball_colors, frames, template)
   elif init.position.shape != (n, num_balls, 2):
     raise ValueError(f"init must hold [{n}, {num_balls}] balls, got {init.position.shape[:2]}")
   start = template.replace(position=init.position, velocity=init.velocity, radius=init.radius)
@@ -98,8 +99,8 @@ def parse_initial_state(
   """
   scene, template = laws.ball_scene(scene, colors)
   frames = laws.check_video(frames, min_frames=2)
-  template = _batched(template, frames.shape[0])
-  return _initial_guess(scene, _ball_colors(template), frames, template)
+  ball_colors = _ball_colors(template)
+  return _initial_guess(scene, ball_colors, frames, _batched(template, frames.shape[0]))
 
 
 def _batched(template: BallState, n: int) -> BallState:

@@ -174,6 +174,7 @@ def test_evaluate_on_a_missing_workdir_is_a_one_line_error(tmp_path):
     "mechanisms.attributes",
     "mechanisms.composition",
     "mechanisms.ambiguity",
+    "grounded",
   ],
 )
 def test_every_config_builds_its_experiment(name):

@@ -98,6 +98,15 @@ def _regularize(
   return loss + penalty, {**metrics, "regularizer": penalty}
 
 
+def _noise(given: jax.Array | None, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """`given` noise (checked against `shape`), or standard normal noise drawn from `key`."""
+  if given is None:
+    return jax.random.normal(key, shape)
+  if given.shape != shape:
+    raise ValueError(f"noise has shape {given.shape}; the frames have {shape}")
+  return jnp.asarray(given, jnp.float32)
+
+
 def _finish_sample(x: jax.Array, context_frames: jax.Array, context: jax.Array) -> jax.Array:
   """Maps a data-space sample to [0, 1], with the given context frames copied exactly."""
   generated = jnp.clip((x + 1.0) / 2.0, 0.0, 1.0)
@@ -115,12 +124,15 @@ class Objective(abc.ABC):
     frames: jax.Array,
     context_mask: jax.Array,
     regularizer: Regularizer | None = None,
+    noise: jax.Array | None = None,
   ) -> tuple[jax.Array, Metrics]:
     """Scalar loss and aux metrics for frames [B, T, H, W, C] in [0, 1].
 
     The loss is the MSE of the network output against the objective's target over non-context
     frames, plus `regularizer` (e.g. a physics loss) of the implied clean-frame estimate.
     Metrics: "x0_mse", the same masked MSE of that estimate, and "regularizer" when given.
+    `noise` (standard normal, the frames' shape) replaces the noise drawn from `key` (a guide's
+    warped noise).
     """
 
   @abc.abstractmethod
@@ -131,11 +143,13 @@ class Objective(abc.ABC):
     context_frames: jax.Array,
     context_mask: jax.Array,
     num_steps: int,
+    noise: jax.Array | None = None,
   ) -> jax.Array:
     """Generates the non-context frames in `num_steps` (static) network calls.
 
     context_frames: [B, T, H, W, C] in [0, 1], read only where context_mask [B, T] is set.
     Returns frames [B, T, H, W, C] in [0, 1] that equal context_frames on context frames.
+    `noise` replaces the initial noise drawn from `key`.
     """
 
 
@@ -171,6 +185,7 @@ class RectifiedFlow(Objective):
     frames: jax.Array,
     context_mask: jax.Array,
     regularizer: Regularizer | None = None,
+    noise: jax.Array | None = None,
   ) -> tuple[jax.Array, Metrics]:
     x = _to_data_space(frames)
     context = _frame_mask(context_mask)
@@ -180,7 +195,7 @@ class RectifiedFlow(Objective):
     else:
       t = jax.nn.sigmoid(jax.random.normal(time_key, x.shape[:1]))
     t = self.shift(t)
-    noise = jax.random.normal(noise_key, x.shape)
+    noise = _noise(noise, noise_key, x.shape)
     noisy = jnp.where(context, x, (1.0 - _per_example(t)) * x + _per_example(t) * noise)
     output = apply_fn(noisy, t, jnp.where(context, x, 0.0), context_mask)
     if self.prediction == "velocity":
@@ -201,6 +216,7 @@ class RectifiedFlow(Objective):
     context_frames: jax.Array,
     context_mask: jax.Array,
     num_steps: int,
+    noise: jax.Array | None = None,
   ) -> jax.Array:
     """Euler integration from t = 1 to t = 0 over `num_steps` uniform (then shifted) steps."""
     if num_steps < 1:
@@ -222,7 +238,7 @@ class RectifiedFlow(Objective):
         x = x0_estimate + (t_next / t) * (x - x0_estimate)
       return jnp.where(context, x_context, x)
 
-    noise = jax.random.normal(key, x_context.shape)
+    noise = _noise(noise, key, x_context.shape)
     x = jax.lax.fori_loop(0, num_steps, step, jnp.where(context, x_context, noise))
     return _finish_sample(x, context_frames, context)
 
@@ -278,6 +294,7 @@ class VPredictionDDPM(Objective):
     frames: jax.Array,
     context_mask: jax.Array,
     regularizer: Regularizer | None = None,
+    noise: jax.Array | None = None,
   ) -> tuple[jax.Array, Metrics]:
     x = _to_data_space(frames)
     context = _frame_mask(context_mask)
@@ -285,7 +302,7 @@ class VPredictionDDPM(Objective):
     steps = jax.random.randint(step_key, x.shape[:1], 1, self.num_train_steps + 1)
     alpha_bar = self.alpha_bar[steps]
     signal, sigma = _per_example(jnp.sqrt(alpha_bar)), _per_example(jnp.sqrt(1.0 - alpha_bar))
-    eps = jax.random.normal(noise_key, x.shape)
+    eps = _noise(noise, noise_key, x.shape)
     noisy = jnp.where(context, x, signal * x + sigma * eps)
     time = steps / self.num_train_steps
     output = apply_fn(noisy, time, jnp.where(context, x, 0.0), context_mask)
@@ -301,6 +318,7 @@ class VPredictionDDPM(Objective):
     context_frames: jax.Array,
     context_mask: jax.Array,
     num_steps: int,
+    noise: jax.Array | None = None,
   ) -> jax.Array:
     """Deterministic DDIM (eta = 0) over `num_steps` evenly spaced steps from the last to 0."""
     if not 1 <= num_steps <= self.num_train_steps:
@@ -322,7 +340,7 @@ class VPredictionDDPM(Objective):
       x = jnp.sqrt(next_alpha_bar) * x0_estimate + jnp.sqrt(1.0 - next_alpha_bar) * eps_estimate
       return jnp.where(context, x_context, x)
 
-    noise = jax.random.normal(key, x_context.shape)
+    noise = _noise(noise, key, x_context.shape)
     x = jax.lax.fori_loop(0, num_steps, step, jnp.where(context, x_context, noise))
     return _finish_sample(x, context_frames, context)
 

@@ -5,6 +5,8 @@ and the context mask as one extra channel, cut into spatio-temporal patches. The
 channels carry either the context frames alone (zero elsewhere, `context_input="masked"`) or, at
 every frame, the last context frame held forward (`"held"`: as Stable Video Diffusion feeds its
 conditioning frame to every frame), so that each token sees the scene it has to change.
+A guide (`worldmodel.guides`) adds `guide_channels` input channels (a simulated rendering) or a
+`state_features`-long numeric state, embedded and added to every token.
 Positions enter through 3-D rotary embeddings (RoPE) over the (t, h, w) patch coordinates and the
 diffusion time through adaLN-single (PixArt-alpha): one timestep MLP shared by all blocks plus a
 learned (6, D) table per block. Gates and the output layer start at zero, so a fresh model
@@ -63,11 +65,18 @@ class DiTConfig:
   mlp_ratio: float = 4.0
   attention: str = "full"
   context_input: str = "masked"
+  guide_channels: int = 0
+  state_features: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
     check_choice("attention", self.attention, ATTENTION_KINDS)
     check_choice("context_input", self.context_input, CONTEXT_INPUTS)
+    if self.guide_channels < 0 or self.state_features < 0:
+      raise ValueError(
+        f"guide_channels={self.guide_channels} and state_features={self.state_features} "
+        "must be >= 0"
+      )
     pt, ph, pw = self.patch_size
     if self.num_frames % pt or self.resolution % ph or self.resolution % pw:
       raise ValueError(
@@ -267,6 +276,8 @@ class VideoDiT(nnx.Module):
     mlp_ratio: float = 4.0,
     attention: str = "full",
     context_input: str = "masked",
+    guide_channels: int = 0,
+    state_features: int = 0,
     dtype: DTypeLike = jnp.float32,
     remat: bool = False,
     rngs: nnx.Rngs,
@@ -283,11 +294,20 @@ class VideoDiT(nnx.Module):
       mlp_ratio=mlp_ratio,
       attention=attention,
       context_input=context_input,
+      guide_channels=guide_channels,
+      state_features=state_features,
     )
     patch_volume = math.prod(self.config.patch_size)
     time_init = nnx.initializers.normal(0.02)
     self.patch_embed = nnx.Linear(
-      patch_volume * (2 * channels + 1), hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs
+      patch_volume * (2 * channels + 1 + guide_channels),
+      hidden,
+      dtype=dtype,
+      kernel_init=_xavier,
+      rngs=rngs,
+    )
+    self.state_embed = (
+      nnx.Linear(state_features, hidden, kernel_init=_zeros, rngs=rngs) if state_features else None
     )
     self.time_fc1 = nnx.Linear(TIME_FREQUENCIES, hidden, kernel_init=time_init, rngs=rngs)
     self.time_fc2 = nnx.Linear(hidden, hidden, kernel_init=time_init, rngs=rngs)
@@ -299,15 +319,25 @@ class VideoDiT(nnx.Module):
     )
 
   def input_channels(
-    self, noisy: jax.Array, context: jax.Array, context_mask: jax.Array
+    self,
+    noisy: jax.Array,
+    context: jax.Array,
+    context_mask: jax.Array,
+    guide: jax.Array | None = None,
   ) -> jax.Array:
-    """[B, T, H, W, 2C + 1]: the noisy video, the context as `context_input` shows it, the mask."""
+    """[B, T, H, W, 2C + 1 + G]: the noisy video, the context as `context_input` shows it, the
+    mask and the guide's channels."""
     mask = jnp.asarray(context_mask, jnp.float32)[:, :, None, None, None]
     if self.config.context_input == "held":
       shown = held_context(context, context_mask)
     else:
       shown = context * mask
-    return jnp.concatenate([noisy, shown, jnp.broadcast_to(mask, (*noisy.shape[:-1], 1))], -1)
+    channels = [noisy, shown, jnp.broadcast_to(mask, (*noisy.shape[:-1], 1))]
+    if self.config.guide_channels:
+      if guide is None or guide.shape[-1] != self.config.guide_channels:
+        raise ValueError(f"this DiT needs a guide of {self.config.guide_channels} channels")
+      channels.append(jnp.asarray(guide, noisy.dtype))
+    return jnp.concatenate(channels, -1)
 
   def __call__(
     self,
@@ -315,6 +345,8 @@ class VideoDiT(nnx.Module):
     time: jax.Array,
     context: jax.Array,
     context_mask: jax.Array,
+    guide: jax.Array | None = None,
+    state: jax.Array | None = None,
   ) -> jax.Array:
     """Network output [B, T, H, W, C] (float32).
 
@@ -323,13 +355,19 @@ class VideoDiT(nnx.Module):
       time: [B] diffusion time in [0, 1].
       context: [B, T, H, W, C] clean frames; only frames with context_mask set are read.
       context_mask: [B, T] float or bool, 1 for context frames.
+      guide: [B, T, H, W, guide_channels], with guide_channels > 0.
+      state: [B, state_features], with state_features > 0.
     """
     config = self.config
     _, t, h, w, _ = noisy.shape
     pt, ph, pw = config.patch_size
     grid = (t // pt, h // ph, w // pw)
-    inputs = self.input_channels(noisy, context, context_mask)
+    inputs = self.input_channels(noisy, context, context_mask, guide)
     x = self.patch_embed(patchify(inputs, config.patch_size)).astype(jnp.float32)
+    if self.state_embed is not None:
+      if state is None:
+        raise ValueError(f"this DiT needs a state of {config.state_features} features")
+      x = x + self.state_embed(jnp.asarray(state, jnp.float32))[:, None]
 
     time_features = self.time_fc2(nnx.silu(self.time_fc1(timestep_embedding(time))))
     time_modulation = self.time_modulation(nnx.silu(time_features))
@@ -361,6 +399,8 @@ def make_dit(
   patch_size: tuple[int, int, int],
   attention: str = "full",
   context_input: str = "masked",
+  guide_channels: int = 0,
+  state_features: int = 0,
   dtype: DTypeLike = jnp.float32,
   remat: bool = False,
   rngs: nnx.Rngs,
@@ -374,6 +414,8 @@ def make_dit(
     patch_size=patch_size,
     attention=attention,
     context_input=context_input,
+    guide_channels=guide_channels,
+    state_features=state_features,
     dtype=dtype,
     remat=remat,
     rngs=rngs,
@@ -398,6 +440,7 @@ def forward_flops(model_or_config: VideoDiT | DiTConfig) -> int:
   block = attention + 4 * n * d * config.mlp_hidden
   patch_volume = math.prod(config.patch_size)
   time_mlp = 2 * (TIME_FREQUENCIES * d + d * d + d * 6 * d)
-  embed = 2 * n * patch_volume * (2 * config.channels + 1) * d
+  embed = 2 * n * patch_volume * (2 * config.channels + 1 + config.guide_channels) * d
+  embed += 2 * config.state_features * d
   final = 2 * n * d * patch_volume * config.channels
   return time_mlp + embed + config.depth * block + final
