@@ -3,6 +3,9 @@
     python -m benchmarks.train_step --sizes=S,B --resolution=128 --batch=32          # a GPU
     python -m benchmarks.train_step --sizes=tiny --resolution=32 --frames=8 --batch=16 \
         --patch=1,8,8 --dtype=float32                                                 # a CPU
+    # the cost of each simulator guide (worldmodel/guides.py: a fit to the context in the step)
+    python -m benchmarks.train_step --sizes=tiny --resolution=32 --frames=8 --batch=16 \
+        --patch=1,8,8 --dtype=float32 --guides=none,render,flow_noise,state
 
 For each DiT size: the full jitted step (simulate + render + forward + backward + AdamW + EMA)
 and the data generation alone are timed after compilation (median of --steps calls). Model
@@ -50,8 +53,9 @@ def matmul_peak(dtype: jnp.dtype, sizes: Sequence[int] = (1024, 2048, 4096)) -> 
   return best
 
 
-def benchmark_size(args: argparse.Namespace, size: str) -> dict:
+def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> dict:
   config = common.law_config(args.task, size=size, data="continuous")
+  config.guide.kind = guide
   config.video.update(num_frames=args.frames, resolution=args.resolution)
   config.model.update(patch_size=tuple(args.patch), attention=args.attention, dtype=args.dtype)
   config.batch_size = args.batch
@@ -86,7 +90,7 @@ def benchmark_size(args: argparse.Namespace, size: str) -> dict:
     )
 
   data_s = _median_seconds(jax.jit(generate), (key,), calls=args.steps)
-  model = train.build_model(config, 0)
+  model = train.build_model(config, 0, experiment.scene)
   flops = 3 * dit.forward_flops(model) * args.batch
   params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
   return {
@@ -113,6 +117,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--steps", type=int, default=5, help="timed steps (median is reported)")
   parser.add_argument(
+    "--guides", default="none", help="comma-separated guide kinds (worldmodel/guides.py)"
+  )
+  parser.add_argument(
     "--physics_weight", type=float, default=0.0, help="weight of the law loss (0: off)"
   )
   args = parser.parse_args(argv)
@@ -123,7 +130,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
   args = parse_args(argv)
   peak = matmul_peak(jnp.dtype(args.dtype))
-  sizes = {size: benchmark_size(args, size) for size in args.sizes.split(",")}
+  sizes = {
+    size if guide == "none" else f"{size}+{guide}": benchmark_size(args, size, guide)
+    for size in args.sizes.split(",")
+    for guide in args.guides.split(",")
+  }
   for result in sizes.values():
     result["mfu_vs_matmul_peak"] = round(
       result["model_tflops_per_s"] * 1e12 / peak["flops_per_s"], 3

@@ -15,7 +15,6 @@ worst rollouts of each split.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import zlib
@@ -74,8 +73,9 @@ def eval_cases(experiment: train.Experiment, split: str) -> sims.BallState:
 def make_predictor(experiment: train.Experiment):
   """A jitted `(params, frames, key) -> generated frames` from the context frames of `frames`.
 
-  With `eval.best_of` = n > 1, n rollouts are drawn per case and the one with the lowest physics
-  score (`worldmodel.physics.law_score`) is kept.
+  With `eval.best_of` = n > 1, n rollouts are drawn per case and the one with the lowest score
+  of `reward.kind` (`worldmodel.physics.make_score`: the law residuals, or those plus the
+  context velocity gap) is kept.
   """
   config = experiment.config
 
@@ -86,7 +86,7 @@ def make_predictor(experiment: train.Experiment):
 
     if config.eval.best_of == 1:
       return sample(key)
-    score = functools.partial(physics.law_score, experiment.scene)
+    score = physics.make_score(experiment.scene, config.reward.kind, config.video.context_frames)
     return physics.best_of_n(sample, score, key, config.eval.best_of)[0]
 
   return predict

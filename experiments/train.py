@@ -139,6 +139,7 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
   data.check_dataset_size(scene, config.data.dataset_size)
   if config.physics.weight:
     physics.law_regularizer(scene, config.physics.weight)  # a one-line error for a bad setting
+  sims.check_choice("reward.kind", config.reward.kind, physics.REWARDS)
   if config.reward.init_from:
     physics.check_law_scene(scene)
     if config.reward.samples < 2:
@@ -306,7 +307,7 @@ def make_train_step(
     def sample(draw_key):
       return experiment.sample(params, draw_key, context, reward.sample_steps)
 
-    score = functools.partial(physics.law_score, experiment.scene)
+    score = physics.make_score(experiment.scene, reward.kind, config.video.context_frames)
     rollouts, best, scores = physics.best_of_n(sample, score, sample_key, reward.samples)
     scored, finite = jnp.isfinite(best), jnp.isfinite(scores)
     frames = jnp.concatenate([simulated[:num_simulated], rollouts])

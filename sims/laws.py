@@ -3,6 +3,7 @@
   sims.laws.residuals(scene, frames, mask)  # dict of [n] arrays, differentiable in the frames
   sims.laws.loss(scene, frames, mask)       # scalar: a physics loss on [B, T, H, W, 3] frames
   sims.laws.scores(scene, frames)           # dict of [n] arrays, NaN where nothing was measured
+  sims.laws.context_velocity_gap(scene, frames, context_frames)  # [n]: does it continue its context
 
 Balls are located by `sims.parsing.soft_parse` (centres and radii, differentiable). A frame counts
 where the ball is found, lies fully in view (judged with its largest parsed radius) and `mask`
@@ -115,6 +116,45 @@ def scores(
   }
 
 
+def context_velocity_gap(
+  scene: Scene | str,
+  frames: jax.Array,
+  context_frames: int,
+  *,
+  colors: Sequence[Color] | None = None,
+  sharpness: float = 1.25,
+) -> tuple[jax.Array, jax.Array]:
+  """How far a video's generated frames move away from what its context frames started: [n].
+
+  The balls' centre of mass (masses ~ r^2 from the largest parsed radius) moves as a free body
+  in every ball scene: along a line or the scene's parabola, unchanged by a collision (momentum
+  is conserved). Its velocity is fitted by least squares (gravity removed) once on the context
+  frames and once on the generated frames (frames where every ball counts, as in `residuals`);
+  the result is |v_generated - v_context| in world units / s, with whether it was measured [n]
+  (two or more counted frames on each side; 0 where not). It asks of a rollout only what its own
+  context implies, not what the truth did.
+  """
+  check_choice("scene for a context velocity gap", _lookup(scene).name, tuple(LAWS))
+  scene, template = ball_scene(scene, colors)
+  frames = check_video(frames, min_frames=context_frames + 2)
+  colors = tuple(map(tuple, np.asarray(template.color[0]).tolist()))
+  parsed = parsing.soft_parse(frames, colors, sharpness)
+  every_ball = _counted_frames(parsed, frames.shape, None).all(-1)  # [n, T]
+  mass = jnp.max(jnp.where(parsed.found, parsed.radius, 0.0), axis=1) ** 2  # [n, K]
+  centre = (
+    jnp.sum(mass[:, None, :, None] * parsed.position, 2)
+    / jnp.maximum(mass.sum(-1), 1e-9)[:, None, None]
+  )  # [n, T, 2]
+  is_context = jnp.arange(frames.shape[1]) < context_frames
+  gravity = free_acceleration(scene, template)
+  sides = [every_ball & is_context, every_ball & ~is_context]
+  (v_context, _, n_context), (v_generated, _, n_generated) = (
+    _flight_fit(centre[:, :, None], side[..., None], gravity) for side in sides
+  )
+  measured = (n_context[:, 0] >= 2) & (n_generated[:, 0] >= 2)
+  return jnp.where(measured, _norm(v_generated - v_context)[:, 0], 0.0), measured
+
+
 def ball_scene(
   scene: Scene | str, colors: Sequence[Color] | None = None
 ) -> tuple[Scene, BallState]:
@@ -211,6 +251,17 @@ def _free_flight(
 def _flight_fit_residual(position: jax.Array, counted: jax.Array, gravity: jax.Array) -> jax.Array:
   """RMS distance [n] of counted centres [n, T, K, 2] from each ball's least-squares free flight
   p0 + v t + g t^2 / 2, averaged over the balls with three or more counted frames."""
+  _, residual, count = _flight_fit(position, counted, gravity)
+  balls = count >= 3
+  return jnp.sum(jnp.where(balls, residual, 0.0), -1) / jnp.maximum(balls.sum(-1), 1)
+
+
+def _flight_fit(
+  position: jax.Array, counted: jax.Array, gravity: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Each ball's least-squares free flight p0 + v t + g t^2 / 2 through its counted centres
+  [n, T, K, 2]: the velocity v [n, K, 2], the RMS distance [n, K] of the centres from the flight
+  and the number of counted frames [n, K]."""
   t = jnp.arange(position.shape[1], dtype=jnp.float32)[None, :, None] * FRAME_DT  # [1, T, 1]
   free = position - 0.5 * gravity * t[..., None] ** 2  # a line in t for free flight
   weight = counted.astype(jnp.float32)  # [n, T, K]
@@ -223,9 +274,7 @@ def _flight_fit_residual(position: jax.Array, counted: jax.Array, gravity: jax.A
   velocity = velocity / jnp.maximum(spread, 1e-9)[..., None]
   fitted = free_mean[:, None] + velocity[:, None] * dt[..., None]
   squared = (weight * jnp.sum((free - fitted) ** 2, -1)).sum(1) / jnp.maximum(count, 1.0)
-  balls = count >= 3
-  rms = jnp.sqrt(squared + 1e-12)
-  return jnp.sum(jnp.where(balls, rms, 0.0), -1) / jnp.maximum(balls.sum(-1), 1)
+  return velocity, jnp.sqrt(squared + 1e-12), count
 
 
 def _collision(parsed: parsing.Parsed, counted: jax.Array) -> dict[str, jax.Array]:

@@ -11,11 +11,16 @@ generated trajectory must also continue the context's.
   blur whose residual carries no signal.
 - `law_score(scene, frames)`: per-video sums of those residuals, +inf where nothing was measured
   (lower is more physical); the reward of `best_of_n` and of reward fine-tuning.
+- `context_score(scene, frames, context_frames)`: the law score plus how far the generated
+  frames' centre-of-mass velocity strays from the one fitted on the context frames
+  (`sims.laws.context_velocity_gap`): a reward that anchors a rollout on its own context, no
+  label needed. `make_score` picks one by name (REWARDS).
 - `best_of_n(sample, score, key, n)`: n rollouts per case, the best-scoring one kept.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -23,6 +28,8 @@ import jax.numpy as jnp
 
 import sims
 from worldmodel.diffusion import Regularizer
+
+REWARDS = ("law", "context")
 
 
 def check_law_scene(scene: sims.Scene) -> None:
@@ -49,6 +56,23 @@ def law_score(scene: sims.Scene, frames: jax.Array) -> jax.Array:
   check_law_scene(scene)
   per_video, measured = sims.laws.loss_per_video(scene, frames)
   return jnp.where(measured, per_video, jnp.inf)
+
+
+def context_score(scene: sims.Scene, frames: jax.Array, context_frames: int) -> jax.Array:
+  """Per-video law score plus the context velocity gap [B]; +inf where either is unmeasured."""
+  gap, measured = sims.laws.context_velocity_gap(scene, frames, context_frames)
+  return jnp.where(measured, law_score(scene, frames) + gap, jnp.inf)
+
+
+def make_score(
+  scene: sims.Scene, kind: str, context_frames: int
+) -> Callable[[jax.Array], jax.Array]:
+  """The per-video score `frames -> [B]` (lower is better) of reward kind `kind` (REWARDS)."""
+  sims.check_choice("reward.kind", kind, REWARDS)
+  check_law_scene(scene)
+  if kind == "law":
+    return functools.partial(law_score, scene)
+  return functools.partial(context_score, scene, context_frames=context_frames)
 
 
 def best_of_n(

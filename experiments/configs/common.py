@@ -90,9 +90,18 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   config.physics = ml_collections.ConfigDict(dict(weight=0.0))
   # Reward fine-tuning (experiments/train.py): with init_from (the workdir of a trained run), train
   # on the model's own best-of-`samples` rollouts of contexts simulated from `split`, ranked by
-  # the physics score; `simulator_fraction` of each batch stays the simulator's training frames.
+  # the score of `kind` (worldmodel.physics.make_score: "law", the law residuals, or "context",
+  # those plus the context velocity gap; eval.best_of ranks by it too); `simulator_fraction` of
+  # each batch stays the simulator's training frames.
   config.reward = ml_collections.ConfigDict(
-    dict(init_from="", split="train", samples=4, sample_steps=8, simulator_fraction=0.5)
+    dict(
+      init_from="",
+      kind="law",
+      split="train",
+      samples=4,
+      sample_steps=8,
+      simulator_fraction=0.5,
+    )
   )
   config.batch_size = 256
   config.num_steps = 100_000
