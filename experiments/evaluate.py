@@ -255,14 +255,20 @@ def evaluate_split(
 
 
 def evaluate_combinatorial_split(
-  experiment: train.Experiment, params: nnx.State, split: str, predict: Any
+  experiment: train.Experiment,
+  params: nnx.State,
+  split: str,
+  predict: Any,
+  active_probes: Sequence[probes.Probe] = (),
 ) -> tuple[dict[str, combinatorial_probe.SplitScores], _Extremes, np.ndarray]:
   """Table 2 scores of a template split for the model ("model") and each of `eval.baselines`,
-  the model's best and worst rollouts (generated-frame MSE) and a filmstrip."""
+  the model's best and worst rollouts (generated-frame MSE) and a filmstrip; each batch goes to
+  `active_probes`."""
   config = experiment.config
   context_frames = config.video.context_frames
   cases = eval_cases(experiment, split)
   templates = np.asarray(cases.template)
+  case_params = np.asarray(experiment.scene.params_of(cases))
   scores = {
     name: combinatorial_probe.SplitScores(
       tuple(config.eval.metrics), context_frames, config.eval.batch_size
@@ -271,12 +277,16 @@ def evaluate_combinatorial_split(
   }
   extremes = _Extremes()
   simulated = simulated_split(experiment, cases)
-  for index, _, truth, prediction in rollouts(experiment, params, split, predict, simulated):
+  for index, traj, truth, prediction in rollouts(experiment, params, split, predict, simulated):
     real = slice(0, len(index))
     videos = {"model": prediction, **baseline_videos(experiment, truth)}
     truth, prediction = np.asarray(truth[real]), np.asarray(prediction[real])
     for name, video in videos.items():
       scores[name].add(truth, np.asarray(video[real]), templates[index])
+    real_traj = jax.tree.map(lambda x, real=real: x[real], traj)
+    batch = probes.Batch(split, index, real_traj, truth, prediction, case_params[index])
+    for probe in active_probes:
+      probe.update(batch)
     if index[0] == 0:
       shown = slice(0, min(FILMSTRIP_CASES, len(index)))
       strip = outputs.filmstrip(truth[shown], prediction[shown], config.eval.gif_scale)
@@ -522,9 +532,12 @@ def _evaluate_templates(
 ) -> dict[str, dict[str, float]]:
   config = experiment.config
   predict = make_predictor(experiment)
+  active_probes = probes.make(config.eval.probes, experiment.scene, config)
   summary, per_template, figures = {}, {}, {}
   for split in config.eval.splits:
-    scores, extremes, strip = evaluate_combinatorial_split(experiment, params, split, predict)
+    scores, extremes, strip = evaluate_combinatorial_split(
+      experiment, params, split, predict, active_probes
+    )
     outputs.write_png(out_dir / f"{split}_filmstrip.png", strip)
     summary[split] = {
       **scores["model"].summary(),
@@ -534,10 +547,18 @@ def _evaluate_templates(
     per_template[split] = scores["model"].per_template()
     figures[split] = _write_extremes(out_dir, split, extremes, config.eval.gif_scale)
     logging.info("eval %s: %s", split, summary[split])
+  sections = {probe.name: probe.finish(out_dir, REPORT_DIR) for probe in active_probes}
   _write_eval_json(
-    workdir, config, step, summary, "in_template", ["out_of_template"], per_template=per_template
+    workdir,
+    config,
+    step,
+    summary,
+    "in_template",
+    ["out_of_template"],
+    per_template=per_template,
+    probes={name: section.numbers for name, section in sections.items()},
   )
-  _write_template_report(workdir, config, step, summary, per_template, figures)
+  _write_template_report(workdir, config, step, summary, per_template, figures, sections)
   return summary
 
 
@@ -685,7 +706,7 @@ def _figure_lines(figures: dict, score_name: str, score_format: str) -> list[str
   return lines
 
 
-def _write_template_report(workdir, config, step, summary, per_template, figures) -> None:
+def _write_template_report(workdir, config, step, summary, per_template, figures, sections) -> None:
   video = config.video
   label = f"DiT-{config.model.size}, {config.data.dataset_size} templates (ours)"
   if any(numbers.get("beats_copy_last") is False for numbers in summary.values()):
@@ -743,5 +764,7 @@ def _write_template_report(workdir, config, step, summary, per_template, figures
         f"| {split} | {template} | {kinds} | {numbers['cases']} "
         f"| {100 * numbers['type3_rate']:.0f}% | {psnr} |"
       )
+  for section in sections.values():
+    lines += ["", *section.lines]
   lines += _figure_lines(figures, "generated-frame MSE", "{:.5f}")
   outputs.path(workdir, "report.md").write_text("\n".join(lines) + "\n")

@@ -120,6 +120,7 @@ def test_training_and_the_table_2_report(tmp_path):
     "--config.eval.grid_points=1",
     "--config.eval.metrics=('psnr','ssim','lpips')",
     "--config.eval.batch_size=4",
+    "--config.eval.probes=('physics_iq',)",
     micro=False,
     timeout=900,
   )
@@ -136,12 +137,16 @@ def test_training_and_the_table_2_report(tmp_path):
     assert blank["vanished_rate"] == 1.0 and blank["type3_rate"] == 1.0
     assert copied["psnr_generated"] > blank["psnr_generated"]
     assert numbers["psnr_generated"] < numbers["psnr"]
+  physics_iq = evaluation["probes"]["physics_iq"]["splits"]
+  for split in ("in_template", "out_of_template"):  # the probes see the template tasks too
+    assert physics_iq[split]["cases"] == 4 and physics_iq[split]["variance_cases"] == 4
   held_out = {int(t) for t in evaluation["per_template"]["out_of_template"]}
   assert held_out <= set(phyre.HELD_OUT_TEMPLATES) and len(held_out) == 4
   with open(os.path.join(workdir, "report.md")) as f:
     report = f.read()
   assert "| model | FVD ↓ | SSIM ↑ | PSNR ↑ | LPIPS ↓ | abnormal (type 3) ↓ |" in report
   assert "| copy_last (baseline) |" in report and "| out_of_template: blank | 4 |" in report
+  assert "## Physics-IQ (Motamed et al. 2025)" in report
   for name in ("in_template_best.gif", "out_of_template_worst.gif", "in_template_filmstrip.png"):
     assert os.path.exists(os.path.join(workdir, "report", name)), name
 

@@ -12,10 +12,14 @@ templates, new red-ball trials) and 500 out-of-template cases (the 10 held-out t
 scores them as the study's Table 2: FVD, SSIM, PSNR, LPIPS and the abnormal rate.
 
 The tiny sizes (micro, tiny, small) get a CPU recipe: float32, batch 16, learning rate 1e-3,
-the flow objective predicting clean frames, 1500 steps on a cache of 1024 training videos
-simulated once (`data.cache`: jax2d simulates about 4 videos/s on 2 cores, too slow to run in
-every step), 32 evaluation cases per split and 8 sampling steps. A CPU run, 35 minutes on 2
-cores with the report (docs/combinatorial_cpu.md has its numbers and filmstrip):
+the flow objective predicting each frame's change from the context frame, which every frame
+position also sees (`prediction="residual"`, `context_input="held"`: a fresh model is copy_last,
+so the steps go to what moves), 1500 steps on a cache of 1024 training videos simulated once
+(`data.cache`: jax2d simulates about 4 videos/s on 2 cores, too slow to run in every step), 32
+evaluation cases per split and 8 sampling steps. It beats copy_last and blank on the generated
+frames (in-template PSNR 31.2 against 26.6 and 21.6, LPIPS 0.039 against 0.074 and 0.57) and
+its red ball follows the true one in 29 of 32 cases. About 30 minutes on 2 idle cores with the
+report (docs/combinatorial_cpu.md has its numbers, timings and filmstrip):
 
     python -m experiments.main --workdir=/tmp/combinatorial_cpu \
         --config=experiments/configs/combinatorial.py:templates=6,size=tiny,resolution=64,frames=8
@@ -44,8 +48,8 @@ def get_config(arg: str | None = None):
     baselines=("copy_last", "blank"),
   )
   if args.size in CPU_SIZES:
-    config.model.dtype = "float32"
-    config.objective.flow.update(prediction="x")
+    config.model.update(dtype="float32", context_input="held")
+    config.objective.flow.update(prediction="residual")
     config.optimizer.update(learning_rate=1e-3, warmup_steps=50, ema_decay=0.99)
     config.batch_size = 16
     config.data.cache = 1024

@@ -22,9 +22,7 @@ a re-render would measure the renderers' difference, not physics.
 
 Ball scenes are deterministic and not chaotic: their take is almost the truth (IoUs near 1, MSE
 near 0), so their score is the model's metrics against a near-perfect reference; that is
-expected. PHYRE's contacts can amplify the perturbation. (`evaluate.py` hands batches to the
-probes of law tasks and of FRAME_SCENES; the PHYRE template tasks' evaluation feeds no probe, so
-there only the ambiguity tasks reach this one.)
+expected. PHYRE's contacts can amplify the perturbation.
 
 Cost: three videos' masks per case (truth, rollout, take), made on the host CPU at 4 x the
 resolution: about 0.03 / 0.16 / 0.6 s per 32-frame video at 32 / 64 / 128 px on one busy core.
