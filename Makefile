@@ -16,7 +16,8 @@ MECHANISM_RUNS := \
   velocity_shape=attributes.py:pairing=velocity_shape \
   velocity_size=attributes.py:pairing=velocity_size color_size=attributes.py:pairing=color_size \
   color_velocity=attributes.py:pairing=color_velocity color_ring=attributes.py:pairing=color_ring \
-  temporal=composition.py:kind=temporal spatial=composition.py:kind=spatial
+  temporal=composition.py:kind=temporal spatial=composition.py:kind=spatial \
+  temporal_no_red=composition.py:kind=temporal_no_red ambiguity=ambiguity.py:size=cpu
 
 .PHONY: quickstart test test-slow test-all lint bench mechanisms
 
