@@ -108,7 +108,9 @@ def build_model(
   """The config's DiT with fresh parameters from `seed` (`scene`: the training scene, made from
   the config if not given)."""
   model, video = config.model, config.video
-  guide = make_guide(config, scene or sims.make(config.task, **config.scene_options))
+  if scene is None:
+    scene = sims.make(config.task, **config.scene_options)
+  guide = make_guide(config, scene)
   return dit.make_dit(
     model.size,
     num_frames=video.num_frames,

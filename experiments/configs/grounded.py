@@ -17,7 +17,7 @@ full, for guide=render), task (uniform_motion or collision), seed, size (cpu: th
 recipe, 32 x 32, 1500 steps; study: DiT-B at 128 x 128 and 32 frames on the 3M pool). Every
 guide is built from the context frames alone (a fit of the simulator's initial state to them,
 rolled out with the scene's law), in training as in evaluation. Evaluation: ID and every OOD
-level, with the baselines and the Physics-IQ probe.
+level, with the baselines, the physics probe and the Physics-IQ probe.
 """
 
 from experiments.configs import common
@@ -41,6 +41,8 @@ def get_config(arg: str | None = None):
   else:
     config = common.law_config(args.task, size="B", data="3M")
   config.guide.update(kind=args.guide, render=args.render)
-  config.eval.update(splits=("id", *common.OOD_LEVELS[args.task]), probes=("physics_iq",))
+  config.eval.update(
+    splits=("id", *common.OOD_LEVELS[args.task]), probes=("physics_iq",), physics_score=True
+  )
   config.seed = args.seed
   return config

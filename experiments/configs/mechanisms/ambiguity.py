@@ -6,7 +6,7 @@ not, rolling off a ball to the left or right) flips at one point of a sub-pixel 
         --config=experiments/configs/mechanisms/ambiguity.py:size=cpu --workdir=/tmp/ambiguity
 
 Arguments: size: "cpu" (the combinatorial config's CPU recipe: 6 templates, 64 x 64, 8 frames,
-1500 steps on 1024 cached videos, about 35 minutes on 2 cores, then 11 scan points per
+1500 steps on 1024 cached videos, about 30 minutes on 2 idle cores, then 11 scan points per
 template) or "study" (DiT-B, 60 templates, 256 x 256, 32 frames, every scan point); seed.
 The report's "ambiguity" section tables, per template, how often the rollout ends as the truth
 does, beside the parser on the true frames and the majority guess, and plots right and wrong
