@@ -5,7 +5,9 @@
         --json_out=docs/data/results.json
 
 Each argument is RUN:SEED=WORKDIR. Per run and seed it prints the velocity errors of every split
-(the study's mean-then-abs / the paper's mean |v - v_true|), and the physics probe's numbers:
+(the study's mean-then-abs / the paper's mean |v - v_true|; then the study's code's, with each
+OOD split's ratio to ID), Physics-IQ's score per split where the run has that probe
+(`experiments/probes/physics_iq.py`), and the physics probe's numbers:
 ID frame MSE, ID trajectory residual (ground truth's in brackets) and, on `--physics_split`, the
 fit residual, the trajectory residual and the fitted-velocity error. A run with two or more seeds
 gets a spread row: (max - min) / mean of each number over its seeds, in per cent. A run whose
@@ -29,6 +31,7 @@ _PHYSICS_SPLIT = flags.DEFINE_string(
 
 RUN_ARGUMENT = re.compile(r"^(?P<run>[A-Za-z0-9_]+):(?P<seed>[0-9]+)=(?P<workdir>.+)$")
 VELOCITY = ("velocity_error_mean_then_abs", "velocity_error")
+STUDY = "velocity_error_study"
 PHYSICS = ("fit_residual", "trajectory", "trajectory_floor", "fit_velocity_error")
 
 
@@ -60,6 +63,11 @@ def run_numbers(workdir: str, physics_split: str) -> dict[str, float]:
   if physics_split not in splits or "physics" not in splits[physics_split]:
     raise ValueError(f"{path} has no physics numbers for split {physics_split!r}")
   numbers = {f"{split}/{name}": splits[split][name] for split in ordered for name in VELOCITY}
+  numbers.update({f"{split}/{STUDY}": splits[split][STUDY] for split in ordered})
+  physics_iq = evaluation.get("probes", {}).get("physics_iq", {}).get("splits", {})
+  numbers.update(
+    {f"{split}/physics_iq": physics_iq[split]["score"] for split in ordered if split in physics_iq}
+  )
   numbers["id/frame_mse"] = splits[id_split]["frame_mse"]
   numbers["id/trajectory"] = splits[id_split]["physics"]["trajectory"]
   numbers["id/trajectory_floor"] = splits[id_split]["physics"]["trajectory_floor"]
@@ -137,6 +145,21 @@ def markdown(table: dict) -> str:
         lines.append(f"| {run} | spread | " + " | ".join(cells(spreads[run], percent)) + " |")
     return lines
 
+  def study_cells(values, form):
+    ratio = [
+      f" ({values[f'{s}/{STUDY}'] / values[f'{splits[0]}/{STUDY}']:.1f} x)" if i else ""
+      for i, s in enumerate(splits)
+    ]
+    if form is percent:
+      ratio = [""] * len(splits)
+    return [f"{form(values[f'{s}/{STUDY}'])}{r}" for s, r in zip(splits, ratio, strict=True)]
+
+  def physics_iq_cells(values, form):
+    return [
+      form(100 * values[f"{s}/physics_iq"], 1) if f"{s}/physics_iq" in values else "-"
+      for s in splits
+    ]
+
   physics_split = table["physics_split"]
   lines = [
     "Velocity error (world units / s; the study's mean-then-abs / the paper's mean |v - v_true|)",
@@ -144,6 +167,12 @@ def markdown(table: dict) -> str:
     "| run | seed | " + " | ".join(splits) + " |",
     "|---|---|" + "---|" * len(splits),
     *rows(velocity_cells),
+    "",
+    "Velocity error by the study's code (`velocity_error_study`), each OOD split's ratio to ID",
+    "",
+    "| run | seed | " + " | ".join(splits) + " |",
+    "|---|---|" + "---|" * len(splits),
+    *rows(study_cells),
     "",
     "Physics consistency and image quality",
     "",
@@ -160,6 +189,17 @@ def markdown(table: dict) -> str:
   ]
   if rewards:
     lines += ["", "| run | seed | first logged reward_mean | last |", "|---|---|---|---|", *rewards]
+  if any(
+    f"{splits[0]}/physics_iq" in values for seeds in runs.values() for values in seeds.values()
+  ):
+    lines += [
+      "",
+      "Physics-IQ score (x 100; 100: as close to the truth as a second simulated take)",
+      "",
+      "| run | seed | " + " | ".join(splits) + " |",
+      "|---|---|" + "---|" * len(splits),
+      *rows(physics_iq_cells),
+    ]
   return "\n".join(lines) + "\n"
 
 

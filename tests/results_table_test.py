@@ -10,8 +10,9 @@ import runs
 from experiments import results_table
 
 
-def write_run(workdir, scale, rewards=()):
-  """An eval.json whose every velocity error is `scale` times a fixed value per split."""
+def write_run(workdir, scale, rewards=(), physics_iq=None):
+  """An eval.json whose every velocity error is `scale` times a fixed value per split (and a
+  Physics-IQ probe whose score is `physics_iq` on every split, if given)."""
   workdir.mkdir(parents=True)
   physics = {
     "fit_residual": 0.03 * scale,
@@ -23,12 +24,16 @@ def write_run(workdir, scale, rewards=()):
     split: {
       "velocity_error_mean_then_abs": base * scale,
       "velocity_error": 2 * base * scale,
+      "velocity_error_study": 0.5 * base * scale,
       "frame_mse": 0.001 * scale,
       "physics": physics,
     }
     for split, base in {"id": 0.3, "ood_r": 2.5, "ood_v": 1.5, "ood_rv": 2.4}.items()
   }
   evaluation = {"splits": splits, "id_split": "id", "ood_splits": ["ood_r", "ood_v", "ood_rv"]}
+  if physics_iq is not None:
+    scores = {split: {"score": physics_iq} for split in splits}
+    evaluation["probes"] = {"physics_iq": {"splits": scores}}
   (workdir / "eval.json").write_text(json.dumps(evaluation))
   with open(workdir / "metrics.jsonl", "w") as f:
     for step, reward in enumerate(rewards):
@@ -63,6 +68,10 @@ def test_tables_spread_and_rewards_from_eval_json(tmp_path):
     lines[4] == "| baseline | 0 | 0.300 / 0.600 | 2.500 / 5.000 | 1.500 / 3.000 | 2.400 / 4.800 |"
   )
   assert lines[6] == "| baseline | spread | 18 % / 18 % | 18 % / 18 % | 18 % / 18 % | 18 % / 18 % |"
+  # The study's code's error, and each OOD split's ratio to ID (2.5 / 0.3 = 8.3 for ood_r).
+  assert "| baseline | 0 | 0.150 | 1.250 (8.3 x) | 0.750 (5.0 x) | 1.200 (8.0 x) |" in lines
+  assert "| baseline | spread | 18 % | 18 % | 18 % | 18 % |" in lines
+  assert not any("Physics-IQ" in line for line in lines)  # no run has that probe
   assert "| reward | 0 | 0.00090 | 0.0630 (0.0064) | 0.0270 / 0.0630 (0.0064) / 0.900 |" in lines
   assert lines[-1] == "| reward | 0 | -0.074 | -0.057 |"
 
@@ -101,3 +110,16 @@ def test_missing_physics_split_is_named(tmp_path):
   write_run(tmp_path / "run", 1.0)
   with pytest.raises(ValueError, match=r"eval.json has no physics numbers for split 'ood_x'"):
     results_table.run_numbers(str(tmp_path / "run"), "ood_x")
+
+
+def test_physics_iq_scores_get_their_table(tmp_path):
+  write_run(tmp_path / "guided", 1.0, physics_iq=0.4567)
+  write_run(tmp_path / "plain", 1.0)
+  arguments = [f"guided:0={tmp_path / 'guided'}", f"plain:0={tmp_path / 'plain'}"]
+  table = results_table.results(results_table.parse_runs(arguments), "ood_v")
+  assert table["runs"]["guided"]["0"]["ood_r/physics_iq"] == 0.4567
+  lines = results_table.markdown(table).splitlines()
+  assert lines[-2:] == [
+    "| guided | 0 | 45.7 | 45.7 | 45.7 | 45.7 |",
+    "| plain | 0 | - | - | - | - |",
+  ]
