@@ -18,10 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments.probes.base import Batch, KeptCase, Probe, Section, gif_lines
 from sims import phyre_ambiguity
 
@@ -88,10 +86,7 @@ class Ambiguity(Probe):
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
     numbers = self.numbers()
-    figure = Figure(figsize=(5.4, 3.6))
-    self.draw(figure.add_subplot(), numbers, "ambiguity scans")
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "ambiguity.png")
+    self.save_figure(numbers, out_dir, "ambiguity scans", (5.4, 3.6))
     gif = self.wrong_case.write_gif(out_dir, "ambiguity_case.gif", self.config.eval.gif_scale)
     lines = [
       f"## {self.title}",

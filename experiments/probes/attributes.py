@@ -26,10 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments.probes.base import Batch, KeptCase, Probe, Section, gif_lines
 from sims import pairings
 
@@ -190,10 +188,7 @@ class AttributePriority(Probe):
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
     numbers = self.numbers()
-    figure = Figure(figsize=(5.4, 3.8))
-    self.draw(figure.add_subplot(), numbers, self.pairing_name)
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "attributes.png")
+    self.save_figure(numbers, out_dir, self.pairing_name, (5.4, 3.8))
     gif = self.bent_case.write_gif(out_dir, "attributes_case.gif", self.config.eval.gif_scale)
     a, b = numbers["attributes"]
     lines = [

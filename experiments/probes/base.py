@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 import sims
 from experiments import outputs
@@ -99,6 +100,15 @@ class Probe(abc.ABC):
   @abc.abstractmethod
   def draw(ax: Axes, numbers: dict[str, Any], title: str) -> None:
     """Draws the probe's main figure from its numbers (as `finish` returned them)."""
+
+  def save_figure(
+    self, numbers: dict[str, Any], out_dir: epath.Path, title: str, size: tuple[float, float]
+  ) -> None:
+    """Saves `draw`'s figure of `numbers` as `<name>.png` in `out_dir`."""
+    figure = Figure(figsize=size)
+    self.draw(figure.add_subplot(), numbers, title)
+    figure.tight_layout()
+    outputs.save_figure(figure, out_dir / f"{self.name}.png")
 
   @staticmethod
   @abc.abstractmethod

@@ -18,11 +18,9 @@ import numpy as np
 from etils import epath
 from matplotlib import patches
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from scipy import spatial
 
 import sims
-from experiments import outputs
 from experiments.probes.base import (
   Batch,
   KeptCase,
@@ -115,10 +113,7 @@ class CollisionHole(Probe):
         "category": category.tolist(),
       },
     )
-    figure = Figure(figsize=(5.6, 4.6))
-    self.draw(figure.add_subplot(), numbers, str(numbers["preset"] or "collision hole"))
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "collision_hole.png")
+    self.save_figure(numbers, out_dir, str(numbers["preset"] or "collision hole"), (5.6, 4.6))
     scale = self.config.eval.gif_scale
     gifs = {
       "inside": self.inside_case.write_gif(out_dir, "collision_hole_inside.gif", scale),

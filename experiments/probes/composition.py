@@ -28,10 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments.probes.base import Batch, KeptCase, Probe, Section, gif_lines
 
 EVENT_CHANGE = 0.1  # world units / s
@@ -110,10 +108,7 @@ class Composition(Probe):
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
     numbers = self.numbers()
-    figure = Figure(figsize=(5.4, 3.8))
-    self.draw(figure.add_subplot(), numbers, f"kind={numbers['kind']}")
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "composition.png")
+    self.save_figure(numbers, out_dir, f"kind={numbers['kind']}", (5.4, 3.8))
     gif = self.failed_case.write_gif(out_dir, "composition_case.gif", self.config.eval.gif_scale)
     lines = [
       f"## {self.title}",

@@ -38,10 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments import physics_iq as piq
 from experiments.probes.base import Batch, KeptCase, Probe, Section, gif_lines
 from sims.composition import CompositionState
@@ -141,10 +139,7 @@ class PhysicsIQ(Probe):
 
   def finish(self, out_dir: epath.Path, report_dir: str) -> Section:
     numbers = self.numbers()
-    figure = Figure(figsize=(5.6, 3.8))
-    self.draw(figure.add_subplot(), numbers, self.scene.name)
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "physics_iq.png")
+    self.save_figure(numbers, out_dir, self.scene.name, (5.6, 3.8))
     gif = self.worst.write_gif(out_dir, "physics_iq_case.gif", self.config.eval.gif_scale)
     lines = [
       f"## {self.title}",

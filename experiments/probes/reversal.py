@@ -17,10 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments.probes.base import (
   Batch,
   KeptCase,
@@ -97,10 +95,7 @@ class Reversal(Probe):
       "test_speeds": [float(conditioned.min()), float(conditioned.max())] if len(along) else [],
       "along": [float(v) if np.isfinite(v) else None for v in along],
     }
-    figure = Figure(figsize=(5.2, 3.8))
-    self.draw(figure.add_subplot(), numbers, f"direction={self.scene.direction}")
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "reversal.png")
+    self.save_figure(numbers, out_dir, f"direction={self.scene.direction}", (5.2, 3.8))
     # The most reversed rollout with an intact ball, or else the one sped up most.
     shown, caption = (
       (self.reversed_case, "The most reversed rollout whose ball stays intact")

@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 from etils import epath
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 import sims
-from experiments import outputs
 from experiments.probes.base import (
   Batch,
   KeptCase,
@@ -103,10 +101,7 @@ class SpeedGap(Probe):
         "in_train": in_train.tolist(),
       },
     }
-    figure = Figure(figsize=(5.2, 4.6))
-    self.draw(figure.add_subplot(), numbers, numbers["preset"] or "speed gap")
-    figure.tight_layout()
-    outputs.save_figure(figure, out_dir / "speed_gap.png")
+    self.save_figure(numbers, out_dir, numbers["preset"] or "speed gap", (5.2, 4.6))
     gif = self.pulled.write_gif(out_dir, "speed_gap_pulled.gif", self.config.eval.gif_scale)
 
     def cell(value, count):
