@@ -115,11 +115,11 @@ def test_a_dit_with_a_guide_needs_it_and_starts_unaffected_by_the_state():
 
 @pytest.mark.parametrize(
   "flags",
-  [
+  [  # ~15-20 s each on 2 cores: one by default, the others with the slow tests
     ("render", "masks", 1, 0),
-    ("render", "full", 3, 0),
-    ("flow_noise", "masks", 0, 0),
-    ("state", "masks", 0, guides.FEATURES_PER_BALL),
+    pytest.param(("render", "full", 3, 0), marks=pytest.mark.slow),
+    pytest.param(("flow_noise", "masks", 0, 0), marks=pytest.mark.slow),
+    pytest.param(("state", "masks", 0, guides.FEATURES_PER_BALL), marks=pytest.mark.slow),
   ],
 )
 def test_guided_training_steps_run_and_learn(flags):
