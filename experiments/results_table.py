@@ -146,17 +146,19 @@ def markdown(table: dict) -> str:
     return lines
 
   def study_cells(values, form):
-    ratio = [
-      f" ({values[f'{s}/{STUDY}'] / values[f'{splits[0]}/{STUDY}']:.1f} x)" if i else ""
-      for i, s in enumerate(splits)
+    cells = [form(values[f"{s}/{STUDY}"]) for s in splits]
+    if form is percent:  # a spread row: no ratios
+      return cells
+    first = values[f"{splits[0]}/{STUDY}"]
+    return [cells[0]] + [
+      f"{cell} ({values[f'{s}/{STUDY}'] / first:.1f} x)"
+      for cell, s in zip(cells[1:], splits[1:], strict=True)
     ]
-    if form is percent:
-      ratio = [""] * len(splits)
-    return [f"{form(values[f'{s}/{STUDY}'])}{r}" for s, r in zip(splits, ratio, strict=True)]
 
   def physics_iq_cells(values, form):
+    scale = 1 if form is percent else 100  # spreads are per cent already
     return [
-      form(100 * values[f"{s}/physics_iq"], 1) if f"{s}/physics_iq" in values else "-"
+      form(scale * values[f"{s}/physics_iq"], 1) if f"{s}/physics_iq" in values else "-"
       for s in splits
     ]
 

@@ -114,12 +114,19 @@ def test_missing_physics_split_is_named(tmp_path):
 
 def test_physics_iq_scores_get_their_table(tmp_path):
   write_run(tmp_path / "guided", 1.0, physics_iq=0.4567)
+  write_run(tmp_path / "guided1", 1.0, physics_iq=0.5)
   write_run(tmp_path / "plain", 1.0)
-  arguments = [f"guided:0={tmp_path / 'guided'}", f"plain:0={tmp_path / 'plain'}"]
+  arguments = [
+    f"guided:0={tmp_path / 'guided'}",
+    f"guided:1={tmp_path / 'guided1'}",
+    f"plain:0={tmp_path / 'plain'}",
+  ]
   table = results_table.results(results_table.parse_runs(arguments), "ood_v")
   assert table["runs"]["guided"]["0"]["ood_r/physics_iq"] == 0.4567
   lines = results_table.markdown(table).splitlines()
-  assert lines[-2:] == [
+  assert lines[-4:] == [
     "| guided | 0 | 45.7 | 45.7 | 45.7 | 45.7 |",
+    "| guided | 1 | 50.0 | 50.0 | 50.0 | 50.0 |",
+    "| guided | spread | 9 % | 9 % | 9 % | 9 % |",  # (0.5 - 0.4567) / 0.47835
     "| plain | 0 | - | - | - | - |",
   ]
