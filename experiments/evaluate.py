@@ -184,7 +184,9 @@ class LawScores:
     config = experiment.config
     real = slice(0, num_real)
     if config.eval.physics_score:
-      found = physics_probe.case_scores(experiment.scene, traj, truth, prediction)
+      found = physics_probe.case_scores(
+        experiment.scene, traj, truth, prediction, config.video.context_frames
+      )
       self.physics.append({name: values[real] for name, values in found.items()})
     errors = velocity_probe.case_errors(
       experiment.scene, traj, truth, prediction, config.video.context_frames, split, render_width
@@ -664,19 +666,22 @@ def _physics_lines(summary: dict[str, dict]) -> list[str]:
     "",
     "Physics consistency (`experiments/physics_probe.py`): the simulator's initial state fitted "
     "to each generated video by analysis by synthesis; its RMS pixel residual, the error of its "
-    "velocity, and the law residuals of the generated video (ground truth's in brackets).",
+    "velocity, the law residuals of the generated video (ground truth's in brackets), and "
+    "where the context's speed is out of the training range, how often the generated ball "
+    "follows the context's law-abiding continuation rather than the nearest training speed.",
     "",
     "| split | fit residual | fitted velocity error | "
     + " | ".join(f"{name} (floor)" for name in laws)
-    + " |",
-    "|---|---|---|" + "---|" * len(laws),
+    + " | follows the guide |",
+    "|---|---|---|" + "---|" * len(laws) + "---|",
   ]
   for split, numbers in splits.items():
     residuals = [f"{numbers[name]:.4f} ({numbers[f'{name}_floor']:.4f})" for name in laws]
+    follows = numbers.get("follows_guide", float("nan"))
     lines.append(
       f"| {split} | {numbers['fit_residual']:.4f} | {numbers['fit_velocity_error']:.4f} | "
       + " | ".join(residuals)
-      + " |"
+      + f" | {'-' if np.isnan(follows) else f'{100 * follows:.0f} %'} |"
     )
   return lines
 

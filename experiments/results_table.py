@@ -8,8 +8,10 @@ Each argument is RUN:SEED=WORKDIR. Per run and seed it prints the velocity error
 (the study's mean-then-abs / the paper's mean |v - v_true|; then the study's code's, with each
 OOD split's ratio to ID), Physics-IQ's score per split where the run has that probe
 (`experiments/probes/physics_iq.py`), and the physics probe's numbers:
-ID frame MSE, ID trajectory residual (ground truth's in brackets) and, on `--physics_split`, the
-fit residual, the trajectory residual and the fitted-velocity error. A run with two or more seeds
+ID frame MSE, the ID residual of the task's first law (trajectory for free flight, momentum for
+a collision; ground truth's in brackets) and, on `--physics_split`, the fit residual, that law's
+residual, the fitted-velocity error and (where measured) how often the generated frames follow
+the guide rather than the training speeds. A run with two or more seeds
 gets a spread row: (max - min) / mean of each number over its seeds, in per cent. A run whose
 metrics.jsonl logs "reward_mean" (reward fine-tuning) gets its first and last logged value.
 """
@@ -32,7 +34,7 @@ _PHYSICS_SPLIT = flags.DEFINE_string(
 RUN_ARGUMENT = re.compile(r"^(?P<run>[A-Za-z0-9_]+):(?P<seed>[0-9]+)=(?P<workdir>.+)$")
 VELOCITY = ("velocity_error_mean_then_abs", "velocity_error")
 STUDY = "velocity_error_study"
-PHYSICS = ("fit_residual", "trajectory", "trajectory_floor", "fit_velocity_error")
+PHYSICS = ("fit_residual", "fit_velocity_error")
 
 
 def parse_runs(arguments: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -51,9 +53,22 @@ def parse_runs(arguments: Sequence[str]) -> dict[str, dict[str, str]]:
   return runs
 
 
-def run_numbers(workdir: str, physics_split: str) -> dict[str, float]:
+def first_law(workdir: str) -> str:
+  """The first law residual the physics probe reports in a run's eval.json ("trajectory" for free
+  flight, "momentum" for a collision)."""
+  with open(os.path.join(workdir, "eval.json")) as f:
+    evaluation = json.load(f)
+  physics = evaluation["splits"][evaluation["id_split"]].get("physics", {})
+  laws = [name.removesuffix("_floor") for name in physics if name.endswith("_floor")]
+  if not laws:
+    raise ValueError(f"{workdir}/eval.json has no physics numbers (eval.physics_score)")
+  return laws[0]
+
+
+def run_numbers(workdir: str, physics_split: str, law: str) -> dict[str, float]:
   """The numbers of one run: "SPLIT/METRIC" from its eval.json, "physics/METRIC" of
-  `physics_split`, and "reward_first" / "reward_last" where its metrics.jsonl has rewards."""
+  `physics_split` (with the residual of `law`), and "reward_first" / "reward_last" where its
+  metrics.jsonl has rewards."""
   path = os.path.join(workdir, "eval.json")
   with open(path) as f:
     evaluation = json.load(f)
@@ -69,9 +84,12 @@ def run_numbers(workdir: str, physics_split: str) -> dict[str, float]:
     {f"{split}/physics_iq": physics_iq[split]["score"] for split in ordered if split in physics_iq}
   )
   numbers["id/frame_mse"] = splits[id_split]["frame_mse"]
-  numbers["id/trajectory"] = splits[id_split]["physics"]["trajectory"]
-  numbers["id/trajectory_floor"] = splits[id_split]["physics"]["trajectory_floor"]
-  numbers.update({f"physics/{name}": splits[physics_split]["physics"][name] for name in PHYSICS})
+  physics = splits[physics_split]["physics"]
+  for name in (law, f"{law}_floor"):
+    numbers[f"id/{name}"] = splits[id_split]["physics"][name]
+  numbers.update({f"physics/{name}": physics[name] for name in (*PHYSICS, law, f"{law}_floor")})
+  if "follows_guide" in physics:
+    numbers["physics/follows_guide"] = physics["follows_guide"]
   rewards = _logged(os.path.join(workdir, "metrics.jsonl"), "reward_mean")
   if rewards:
     numbers.update(reward_first=rewards[0], reward_last=rewards[-1])
@@ -94,10 +112,14 @@ def spread_percent(values: Sequence[float]) -> float:
 
 
 def results(runs: dict[str, dict[str, str]], physics_split: str) -> dict:
-  """{"runs": {run: {seed: numbers}}, "spread_percent": {run: numbers}} (spread where a run has
-  two or more seeds)."""
+  """{"law": the law residual shown, "runs": {run: {seed: numbers}}, "spread_percent": {run:
+  numbers}} (spread where a run has two or more seeds). Every run must report the same law."""
+  laws = {first_law(workdir) for seeds in runs.values() for workdir in seeds.values()}
+  if len(laws) > 1:
+    raise ValueError(f"the runs report different laws {sorted(laws)}: compare one task at a time")
+  law = laws.pop()
   numbers = {
-    run: {seed: run_numbers(workdir, physics_split) for seed, workdir in seeds.items()}
+    run: {seed: run_numbers(workdir, physics_split, law) for seed, workdir in seeds.items()}
     for run, seeds in runs.items()
   }
   spread = {}
@@ -107,7 +129,7 @@ def results(runs: dict[str, dict[str, str]], physics_split: str) -> dict:
       spread[run] = {
         name: spread_percent([values[name] for values in seeds.values()]) for name in sorted(names)
       }
-  return {"physics_split": physics_split, "runs": numbers, "spread_percent": spread}
+  return {"physics_split": physics_split, "law": law, "runs": numbers, "spread_percent": spread}
 
 
 def markdown(table: dict) -> str:
@@ -121,14 +143,22 @@ def markdown(table: dict) -> str:
       f"{form(values[f'{s}/{VELOCITY[0]}'])} / {form(values[f'{s}/{VELOCITY[1]}'])}" for s in splits
     ]
 
+  law = table["law"]
+  follows = any("physics/follows_guide" in v for seeds in runs.values() for v in seeds.values())
+
   def physics_cells(values, form):
-    return [
+    cells = [
       form(values["id/frame_mse"], 5),
-      f"{form(values['id/trajectory'], 4)} ({form(values['id/trajectory_floor'], 4)})",
-      f"{form(values['physics/fit_residual'], 4)} / {form(values['physics/trajectory'], 4)} "
-      f"({form(values['physics/trajectory_floor'], 4)}) / "
+      f"{form(values[f'id/{law}'], 4)} ({form(values[f'id/{law}_floor'], 4)})",
+      f"{form(values['physics/fit_residual'], 4)} / {form(values[f'physics/{law}'], 4)} "
+      f"({form(values[f'physics/{law}_floor'], 4)}) / "
       f"{form(values['physics/fit_velocity_error'], 3)}",
     ]
+    if follows:
+      fraction = values.get("physics/follows_guide", math.nan)
+      scale = 1 if form is percent else 100
+      cells.append("-" if math.isnan(fraction) else f"{scale * fraction:.0f} %")
+    return cells
 
   def number(value, digits=3):
     return f"{value:.{digits}f}"
@@ -178,9 +208,9 @@ def markdown(table: dict) -> str:
     "",
     "Physics consistency and image quality",
     "",
-    f"| run | seed | ID frame MSE | ID trajectory (floor) | {physics_split}: fit residual / "
-    "trajectory (floor) / fitted-v error |",
-    "|---|---|---|---|---|",
+    f"| run | seed | ID frame MSE | ID {law} (floor) | {physics_split}: fit residual / "
+    f"{law} (floor) / fitted-v error |" + (" follows the guide |" if follows else ""),
+    "|---|---|---|---|---|" + ("---|" if follows else ""),
     *rows(physics_cells),
   ]
   rewards = [

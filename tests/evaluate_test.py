@@ -66,7 +66,13 @@ def test_baselines_are_scored_beside_the_model_with_the_same_keys(tmp_path):
     assert found["copy_last"]["frame_mse"] < found["blank"]["frame_mse"]
     # an untrained model generates noise: worse than nothing moving, and marked so
     assert model["beats_copy_last"] is False and summary[split]["beats_copy_last"] is False
+  # guide following is measured only where a speed is out of the training range
+  assert np.isnan(record["splits"]["id"]["physics"]["follows_guide"])
+  # the law on the context parsed at 16 px: 2 of the 3 cases nearer the guide than the range
+  extrapolated = record["splits"]["ood_v"]["baselines"]["extrapolate"]["physics"]
+  assert extrapolated["follows_guide"] > 0.6
   report = (tmp_path / "report.md").read_text()
+  assert "| follows the guide |" in report
   assert "| id (no better than copy_last) |" in report
   assert "| ood_v: extrapolate |" in report
 

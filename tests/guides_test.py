@@ -147,3 +147,12 @@ def test_the_grounded_config_sets_the_guide(arg, kind, render, task):
   assert config.eval.probes == ("physics_iq",)
   with pytest.raises(ValueError, match="unknown guide 'sketch'; valid: none, render"):
     grounded.get_config("guide=sketch")
+
+
+def test_the_grounded_config_fine_tunes_on_ood_speed_contexts_by_the_chosen_reward():
+  config = grounded.get_config("reward_from=/tmp/base,reward=law,task=collision")
+  assert (config.reward.init_from, config.reward.kind) == ("/tmp/base", "law")
+  assert (config.reward.split, config.num_steps) == ("ood_v1", 150)
+  assert grounded.get_config("").reward.init_from == ""
+  with pytest.raises(ValueError, match="unknown reward 'pixels'; valid: law, context"):
+    grounded.get_config("reward=pixels")

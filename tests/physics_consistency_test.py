@@ -146,15 +146,45 @@ def test_physics_probe_scores_the_truth_as_physical_and_a_frozen_ball_as_not(uni
   scene, state, frames = uniform
   traj = scene.rollout(state, FRAMES)
   truth = jnp.round(frames * 255) / 255
-  exact = physics_probe.case_scores(scene, traj, truth, truth)
+  exact = physics_probe.case_scores(scene, traj, truth, truth, 3)
   assert exact["fit_residual"].max() < 1e-3 and exact["fit_velocity_error"].max() < 0.02
   np.testing.assert_array_equal(exact["trajectory"], exact["trajectory_floor"])
   frozen = truth.at[:, 3:].set(truth[:, 2:3])  # the ball stops after the context
-  stopped = physics_probe.case_scores(scene, traj, truth, frozen)
+  stopped = physics_probe.case_scores(scene, traj, truth, frozen, 3)
   assert np.all(stopped["fit_residual"] > 10 * exact["fit_residual"].max())
   assert np.all(stopped["trajectory"] > stopped["trajectory_floor"] + 0.02)
   summary = physics_probe.summarize({"x": np.asarray([1.0, np.nan, 3.0]), "y": np.full(2, np.nan)})
   assert summary["x"] == 2.0 and np.isnan(summary["y"])
+  assert np.isnan(exact["follows_guide"]).all()  # ID speeds: guide and training agree
+
+
+def test_guide_following_tells_the_law_from_the_nearest_training_speed():
+  scene = sims.make("uniform_motion")
+  state = scene.sample(jax.random.key(3), 4, "ood_v")
+  truth = jnp.round(sims.render(scene.rollout(state, FRAMES), RES) * 255) / 255
+  assert physics_probe.guide_following(scene, truth, truth, 3).tolist() == [1.0] * 4
+  # The same context, then the ball at its nearest training speed from the first generated
+  # frame on: pulled to the training range, not following the guide.
+  speed = jnp.linalg.norm(state.velocity, axis=-1, keepdims=True)
+  pulled_velocity = state.velocity * jnp.clip(speed, 1.0, 4.0) / speed  # the training range
+  start = state.position + 2 * sims.FRAME_DT * (state.velocity - pulled_velocity)
+  pulled = scene.rollout(state.replace(position=start, velocity=pulled_velocity), FRAMES)
+  rendered = jnp.round(sims.render(pulled, RES) * 255) / 255
+  assert (
+    physics_probe.guide_following(scene, truth, truth.at[:, 3:].set(rendered[:, 3:]), 3).tolist()
+    == [0.0] * 4
+  )
+
+
+def test_guide_following_counts_the_out_of_range_balls_of_a_collision():
+  scene = sims.make("collision")
+  state = scene.sample(jax.random.key(3), 4, "ood_v1")
+  truth = jnp.round(sims.render(scene.rollout(state, FRAMES), RES) * 255) / 255
+  follows = physics_probe.guide_following(scene, truth, truth, 3)
+  speeds = np.linalg.norm(np.asarray(state.velocity), axis=-1)
+  counted = np.any((speeds < 0.75) | (speeds > 4.25), axis=-1)  # the margin out of range
+  np.testing.assert_array_equal(np.isnan(follows), ~counted)
+  assert counted.sum() >= 2 and np.all(follows[counted] == 1.0), (speeds, follows)
 
 
 def test_best_of_settings_are_checked_up_front():

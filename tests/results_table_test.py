@@ -10,16 +10,19 @@ import runs
 from experiments import results_table
 
 
-def write_run(workdir, scale, rewards=(), physics_iq=None):
+def write_run(workdir, scale, rewards=(), physics_iq=None, law="trajectory", follows=None):
   """An eval.json whose every velocity error is `scale` times a fixed value per split (and a
-  Physics-IQ probe whose score is `physics_iq` on every split, if given)."""
+  Physics-IQ probe whose score is `physics_iq` on every split, if given); the physics probe
+  reports `law` and, if given, the guide-following fraction `follows`."""
   workdir.mkdir(parents=True)
   physics = {
     "fit_residual": 0.03 * scale,
     "fit_velocity_error": 1.0 * scale,
-    "trajectory": 0.07 * scale,
-    "trajectory_floor": 0.0064,
+    law: 0.07 * scale,
+    f"{law}_floor": 0.0064,
   }
+  if follows is not None:
+    physics["follows_guide"] = follows
   splits = {
     split: {
       "velocity_error_mean_then_abs": base * scale,
@@ -76,6 +79,25 @@ def test_tables_spread_and_rewards_from_eval_json(tmp_path):
   assert lines[-1] == "| reward | 0 | -0.074 | -0.057 |"
 
 
+def test_collision_runs_show_their_law_and_how_often_they_follow_the_guide(tmp_path):
+  write_run(tmp_path / "none", 1.0, law="momentum", follows=0.25)
+  write_run(tmp_path / "render", 0.5, law="momentum", follows=0.875)
+  arguments = [f"none:0={tmp_path / 'none'}", f"render:0={tmp_path / 'render'}"]
+  table = results_table.results(results_table.parse_runs(arguments), "ood_v")
+  assert table["law"] == "momentum"
+  lines = results_table.markdown(table).splitlines()
+  header = next(line for line in lines if "ID frame MSE" in line)
+  assert "ID momentum (floor)" in header and header.endswith("follows the guide |")
+  assert (
+    "| render | 0 | 0.00050 | 0.0350 (0.0064) | 0.0150 / 0.0350 (0.0064) / 0.500 | 88 % |" in lines
+  )
+  write_run(tmp_path / "uniform", 1.0)
+  with pytest.raises(ValueError, match=r"different laws \['momentum', 'trajectory'\]"):
+    results_table.results(
+      results_table.parse_runs([*arguments, f"uniform:0={tmp_path / 'uniform'}"]), "ood_v"
+    )
+
+
 def test_command_line_writes_the_json_it_prints(tmp_path):
   write_run(tmp_path / "run", 1.0)
   out = tmp_path / "data" / "results.json"
@@ -109,7 +131,7 @@ def test_bad_run_arguments_raise_one_line_errors(arguments, message):
 def test_missing_physics_split_is_named(tmp_path):
   write_run(tmp_path / "run", 1.0)
   with pytest.raises(ValueError, match=r"eval.json has no physics numbers for split 'ood_x'"):
-    results_table.run_numbers(str(tmp_path / "run"), "ood_x")
+    results_table.run_numbers(str(tmp_path / "run"), "ood_x", "trajectory")
 
 
 def test_physics_iq_scores_get_their_table(tmp_path):
