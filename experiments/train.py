@@ -83,6 +83,22 @@ class Experiment:
       return video_cache.draw(data_input, key, self.config.batch_size)
     return self.video_batch(source if data_input is None else data_input, key)
 
+  def training_guide(
+    self,
+    source: sims.Pool | str,
+    data_input: Any,
+    frames: jax.Array,
+    data_key: jax.Array,
+    key: jax.Array,
+  ) -> guides.GuideInputs:
+    """The guide (drawing with `key`) of a step's training frames, drawn with `data_key`: from
+    their context fit, or (`guide.train_from="truth"`) their true states plus the fit's error."""
+    true_state = None
+    if self.guide.kind != "none" and self.config.guide.train_from == "truth":
+      pool = source if data_input is None else data_input
+      true_state = data.state_batch(self.scene, pool, data_key, self.config.batch_size)
+    return self.guide.build(frames, key, true_state)
+
   def video_batch(self, source: sims.Pool | str, key: jax.Array) -> jax.Array:
     """A training batch sharded over the mesh, each device simulating its own examples."""
     num_frames, resolution, _ = self.video_shape
@@ -91,15 +107,24 @@ class Experiment:
     )
 
 
-def make_guide(config: ml_collections.ConfigDict, scene: sims.Scene) -> guides.Guide:
-  """The config's guide (`config.guide`) for `scene`'s videos."""
-  return guides.Guide(
+def make_guide(
+  config: ml_collections.ConfigDict, scene: sims.Scene, measure: bool = False
+) -> guides.Guide:
+  """The config's guide (`config.guide`) for `scene`'s videos; with `measure` and training
+  guides from true states, with the context fit's error measured on training videos."""
+  guide = guides.Guide(
     config.guide.kind,
     scene,
     config.video.context_frames,
     render=config.guide.render,
     fit_steps=config.guide.fit_steps,
   )
+  if measure and guide.kind != "none" and config.guide.train_from == "truth":
+    key = jax.random.key(config.seed + 3)
+    video = config.video
+    error = guides.measure_fit_error(guide, key, video.num_frames, video.resolution)
+    guide = dataclasses.replace(guide, fit_error=error)
+  return guide
 
 
 def build_model(
@@ -158,7 +183,13 @@ def make_experiment(config: ml_collections.ConfigDict) -> Experiment:
     else scene
   )
   check_eval_settings(config, eval_scene)
-  guide = make_guide(config, scene)
+  sims.check_choice("guide.train_from", config.guide.train_from, guides.TRAIN_FROM)
+  if config.guide.train_from == "truth" and (config.data.cache or config.reward.init_from):
+    raise ValueError(
+      "guide.train_from='truth' needs the simulator's own training states: data.cache and "
+      "reward.init_from must be off"
+    )
+  guide = make_guide(config, scene, measure=True)
   name = sims.check_choice("objective.name", config.objective.name, diffusion.OBJECTIVES)
   objective = diffusion.make_objective(name, **config.objective[name])
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed, scene)))
@@ -330,7 +361,8 @@ def make_train_step(
     if reward.init_from:  # fine-tuning on the model's own most physical rollouts
       frames, loss_mask, reward_metrics = reward_batch(state["params"], frames, reward_key)
 
-    guide = experiment.guide.build(frames, jax.random.fold_in(loss_key, 1))
+    guide_key = jax.random.fold_in(loss_key, 1)
+    guide = experiment.training_guide(source, data_input, frames, data_key, guide_key)
 
     def loss_fn(params):
       return experiment.objective.loss(

@@ -1,6 +1,8 @@
 """Tests for simulator-grounded guides: built from context frames only, exact on true videos,
 warped noise that stays Gaussian and moves with the objects, and guided training steps."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,6 +61,43 @@ def test_a_guide_from_true_context_frames_is_the_true_future(truth):
   state = np.asarray(guides.Guide("state", scene, CONTEXT).build(frames, None).state)
   np.testing.assert_allclose(state, guides.state_features(state0), atol=1e-3)
   assert state.shape == (4, guides.FEATURES_PER_BALL)
+
+
+def test_a_training_guide_from_the_true_state_carries_the_measured_fit_error(truth):
+  scene, state0, frames = truth
+  guide = guides.Guide("state", scene, CONTEXT)
+  error = guides.measure_fit_error(guide, jax.random.key(2), FRAMES, RESOLUTION, num_videos=32)
+  # The fit on 3 clean 32 px frames: far below a pixel (0.31 world units) and its speed.
+  assert 0 < error.position < 0.05 and 0 < error.velocity < 0.3 and 0 < error.radius < 0.05
+  exact = dataclasses.replace(guide, fit_error=guides.FitError(0.0, 0.0, 0.0))
+  built = exact.build(frames, jax.random.key(0), true_state=state0)
+  np.testing.assert_allclose(built.state, guides.state_features(state0), atol=1e-6)
+  noisy = dataclasses.replace(guide, fit_error=guides.FitError(0.0, 1.0, 0.0))
+  features = np.asarray(noisy.build(frames, jax.random.key(0), true_state=state0).state)
+  off = (features - np.asarray(guides.state_features(state0))) * guides.SPEED_SCALE
+  np.testing.assert_allclose(off[:, [0, 1, 4]], 0.0, atol=1e-6)  # only the velocity moves
+  assert 0.3 < np.abs(off[:, 2:4]).mean() < 1.5  # E|N(0, 1)| = 0.8
+  with pytest.raises(ValueError, match=r"needs the fit's error"):
+    guide.build(frames, jax.random.key(0), true_state=state0)
+
+
+def test_training_guides_from_truth_are_checked_and_follow_the_training_states():
+  config = grounded.get_config("guide=render,train_from=truth")
+  config.data.cache = 64
+  with pytest.raises(ValueError, match=r"guide.train_from='truth' needs the simulator's own"):
+    train.make_experiment(config)
+  config.data.cache = 0
+  config.guide.train_from = "oracle"
+  with pytest.raises(ValueError, match=r"unknown guide.train_from 'oracle'; valid: fit, truth"):
+    train.make_experiment(config)
+  config.guide.train_from = "truth"
+  experiment = train.make_experiment(config)
+  assert experiment.guide.fit_error.position < 0.05
+  key = jax.random.key(4)
+  frames = experiment.video_batch("train", key)
+  guide = experiment.training_guide("train", None, frames, key, jax.random.key(5))
+  coverage = 1.0 - np.asarray(frames).min(axis=-1)  # the true videos' balls, drawn in black
+  assert np.abs(np.asarray(guide.channels)[..., 0] - coverage).mean() < 0.01
 
 
 def test_warped_noise_is_standard_normal_per_pixel():

@@ -33,6 +33,20 @@ def training_source(scene: sims.Scene, dataset_size: str, seed: int = 0) -> sims
   return scene.pool(dataset_size, seed)
 
 
+def state_batch(
+  scene: sims.Scene,
+  source: sims.Pool | str,
+  key: jax.Array,
+  batch_size: int,
+  first_index: int | jax.Array = 0,
+) -> sims.BallState:
+  """The initial states of `video_batch`'s examples."""
+  index = first_index + jnp.arange(batch_size)
+  keys = jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+  state = jax.vmap(lambda example_key: scene.sample(example_key, 1, source))(keys)
+  return jax.tree.map(lambda x: x[:, 0], state)  # [batch, 1, ...] -> [batch, ...]
+
+
 def trajectory_batch(
   scene: sims.Scene,
   source: sims.Pool | str,
@@ -42,11 +56,7 @@ def trajectory_batch(
   first_index: int | jax.Array = 0,
 ) -> sims.Trajectory:
   """The simulated videos of `video_batch`, before rendering."""
-  index = first_index + jnp.arange(batch_size)
-  keys = jax.vmap(jax.random.fold_in, (None, 0))(key, index)
-  state = jax.vmap(lambda example_key: scene.sample(example_key, 1, source))(keys)
-  state = jax.tree.map(lambda x: x[:, 0], state)  # [batch, 1, ...] -> [batch, ...]
-  return scene.rollout(state, num_frames)
+  return scene.rollout(state_batch(scene, source, key, batch_size, first_index), num_frames)
 
 
 def video_batch(

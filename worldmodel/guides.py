@@ -13,9 +13,13 @@ whole clip with the scene's law, and the guide hands the result to the model as 
 - "state": the fitted state as numbers (`state_features`), embedded and added to every video
   token (the study's vision + numeric variant, its Figure 12; there it made OOD worse).
 
-The guide reads only the context frames (`GuideInputs` of `Guide.build` cannot see the future),
-at training as at evaluation. Guides need a ball scene (`sims.laws`: uniform motion, parabola,
-collision), whose state the fit recovers.
+The guide reads only the context frames (`GuideInputs` of `Guide.build` cannot see the future)
+at evaluation. At training it does the same by default (`train_from="fit"`); with
+`train_from="truth"` a training guide starts instead from the simulator's true initial state
+plus Gaussian noise of the context fit's error measured on 8-bit frames (`measure_fit_error`),
+so the model learns from guides as wrong as the ones evaluation gives it (the fit on training's
+float frames is exact). Guides need a ball scene (`sims.laws`: uniform
+motion, parabola, collision), whose state the fit recovers.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from sims import laws
 
 GUIDES = ("none", "render", "flow_noise", "state")
 RENDER_MODES = ("masks", "full")
+TRAIN_FROM = ("fit", "truth")  # where a training guide's state comes from
 # Scales of the state features: positions over the world, speeds over SPEED_SCALE world units / s.
 SPEED_SCALE = 5.0
 FEATURES_PER_BALL = 5  # x, y, vx, vy, radius
+MIN_RADIUS = 0.05  # world units: a perturbed true radius stays a visible ball
 
 
 @struct.dataclass
@@ -50,14 +56,26 @@ class GuideInputs:
 
 
 @dataclasses.dataclass(frozen=True)
+class FitError:
+  """RMS error of the context fit per coordinate: position and velocity components (world units,
+  world units / s) and radius."""
+
+  position: float
+  velocity: float
+  radius: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Guide:
-  """A guide of kind `kind` for `scene`'s videos, from their first `context_frames` frames."""
+  """A guide of kind `kind` for `scene`'s videos, from their first `context_frames` frames;
+  `fit_error` (needed by `Guide.build`'s true states) is the noise added to a true state."""
 
   kind: str
   scene: sims.Scene
   context_frames: int
   render: str = "masks"
   fit_steps: int = 10
+  fit_error: FitError | None = None
 
   def __post_init__(self):
     sims.check_choice("guide.kind", self.kind, GUIDES)
@@ -88,12 +106,19 @@ class Guide:
     state0, _ = sims.fit_initial_state(self.scene, context, num_steps=self.fit_steps)
     return state0, self.scene.rollout(state0, frames.shape[1])
 
-  def build(self, frames: jax.Array, key: jax.Array) -> GuideInputs:
+  def build(
+    self, frames: jax.Array, key: jax.Array, true_state: sims.BallState | None = None
+  ) -> GuideInputs:
     """The guide of videos `frames` [B, T, H, W, 3] (only their context frames are read); `key`
-    draws the noise that "flow_noise" warps."""
+    draws the noise that "flow_noise" warps. Given the videos' `true_state` (training only), the
+    guide starts from it plus noise of `fit_error` instead of a fit."""
     if self.kind == "none":
       return GuideInputs()
-    state0, traj = jax.lax.stop_gradient(self.rollout(frames))
+    if true_state is None:
+      state0, traj = jax.lax.stop_gradient(self.rollout(frames))
+    else:
+      state0 = self.perturb(true_state, jax.random.fold_in(key, 1))
+      traj = self.scene.rollout(state0, frames.shape[1])
     resolution = frames.shape[2]
     if self.kind == "state":
       return GuideInputs(state=state_features(state0))
@@ -103,6 +128,42 @@ class Guide:
       black = traj.replace(color=jnp.zeros_like(traj.color))
       return GuideInputs(channels=1.0 - sims.render(black, resolution)[..., :1])
     return GuideInputs(channels=sims.render(traj, resolution))
+
+  def perturb(self, state: sims.BallState, key: jax.Array) -> sims.BallState:
+    """`state` with Gaussian noise of the fit's error on every position, velocity and radius."""
+    if self.fit_error is None:
+      raise ValueError("a guide from true states needs the fit's error (guide.fit_error)")
+    position_key, velocity_key, radius_key = jax.random.split(key, 3)
+    error = self.fit_error
+
+    def noisy(value, key, scale):
+      return value + scale * jax.random.normal(key, value.shape)
+
+    return state.replace(
+      position=noisy(state.position, position_key, error.position),
+      velocity=noisy(state.velocity, velocity_key, error.velocity),
+      radius=jnp.maximum(noisy(state.radius, radius_key, error.radius), MIN_RADIUS),
+    )
+
+
+def measure_fit_error(
+  guide: Guide, key: jax.Array, num_frames: int, resolution: int, num_videos: int = 256
+) -> FitError:
+  """The context fit's RMS error on `num_videos` simulated training videos of `guide.scene`,
+  rounded to 8-bit levels as evaluation's videos are (on the float frames of training the fit
+  is exact to ~1e-7 world units)."""
+  state = guide.scene.sample(key, num_videos, "train")
+  frames = jnp.round(sims.render(guide.scene.rollout(state, num_frames), resolution) * 255) / 255
+  fitted, _ = guide.rollout(frames)
+
+  def rms(fit: jax.Array, true: jax.Array) -> float:
+    return float(jnp.sqrt(jnp.mean((fit - true) ** 2)))
+
+  return FitError(
+    position=rms(fitted.position, state.position),
+    velocity=rms(fitted.velocity, state.velocity),
+    radius=rms(fitted.radius, state.radius),
+  )
 
 
 def state_features(state: sims.BallState) -> jax.Array:

@@ -68,8 +68,11 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
   )
   # What the simulator tells the model (worldmodel/guides.py): kind none | render | flow_noise |
   # state, built from each video's context frames by a fit of fit_steps iterations; render: the
-  # rendered guide's "masks" (one channel) or "full" (RGB).
-  config.guide = ml_collections.ConfigDict(dict(kind="none", render="masks", fit_steps=10))
+  # rendered guide's "masks" (one channel) or "full" (RGB); train_from: "fit" (training guides
+  # from the same fit) or "truth" (the true state plus noise of the fit's measured error).
+  config.guide = ml_collections.ConfigDict(
+    dict(kind="none", render="masks", fit_steps=10, train_from="fit")
+  )
   # `name` picks the objective; the options of each are its fields (worldmodel/diffusion.py).
   config.objective = ml_collections.ConfigDict(
     dict(name="flow", flow=dict(time_sampling="logit_normal"), ddpm_v=dict())
