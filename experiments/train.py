@@ -142,6 +142,7 @@ def build_model(
     resolution=video.resolution,
     patch_size=tuple(model.patch_size),
     attention=model.attention,
+    attention_impl=model.attention_impl,
     context_input=model.context_input,
     guide_channels=guide.channels,
     state_features=guide.state_features,

@@ -25,6 +25,7 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from sims import check_choice
+from worldmodel import attention as attention_lib
 from worldmodel.diffusion import held_context
 
 # Transformer sizes: the study's DiT-S/B/L/XL and tiny ones for CPU runs.
@@ -52,7 +53,9 @@ class DiTConfig:
 
   patch_size is (time, height, width). attention "full" attends jointly over all T*h*w tokens;
   "factorized" does spatial attention within each frame, then temporal attention across frames
-  at each spatial position, in every block. context_input: "masked" or "held" (module docstring).
+  at each spatial position, in every block. attention_impl picks how attention is computed
+  (`worldmodel.attention.IMPLEMENTATIONS`; it changes no parameters). context_input: "masked" or
+  "held" (module docstring).
   """
 
   num_frames: int
@@ -64,6 +67,7 @@ class DiTConfig:
   patch_size: tuple[int, int, int] = (1, 2, 2)
   mlp_ratio: float = 4.0
   attention: str = "full"
+  attention_impl: str = "xla"
   context_input: str = "masked"
   guide_channels: int = 0
   state_features: int = 0
@@ -71,6 +75,7 @@ class DiTConfig:
   def __post_init__(self):
     object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
     check_choice("attention", self.attention, ATTENTION_KINDS)
+    check_choice("attention_impl", self.attention_impl, attention_lib.IMPLEMENTATIONS)
     check_choice("context_input", self.context_input, CONTEXT_INPUTS)
     if self.guide_channels < 0 or self.state_features < 0:
       raise ValueError(
@@ -180,11 +185,22 @@ class SelfAttention(nnx.Module):
   axis "all" attends over all tokens, "space" within each frame and "time" across frames at
   each spatial position. RoPE uses the full (t, h, w) coordinates in every case: within a group
   the other coordinates are equal, so only the group's own coordinates affect the scores.
+  `impl` is the attention implementation (`worldmodel.attention.attend`).
   """
 
-  def __init__(self, hidden: int, heads: int, axis: str, *, dtype: DTypeLike, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    hidden: int,
+    heads: int,
+    axis: str,
+    *,
+    impl: str = "xla",
+    dtype: DTypeLike,
+    rngs: nnx.Rngs,
+  ):
     self.heads = heads
     self.axis = axis
+    self.impl = impl
     self.qkv = nnx.Linear(hidden, 3 * hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
     self.out = nnx.Linear(hidden, hidden, dtype=dtype, kernel_init=_xavier, rngs=rngs)
 
@@ -203,7 +219,7 @@ class SelfAttention(nnx.Module):
         .reshape(b * per_frame, frames, self.heads, head_dim)
         for a in (q, k, v)
       )
-    out = jax.nn.dot_product_attention(q, k, v)
+    out = attention_lib.attend(q, k, v, self.impl)
     if self.axis == "time":
       out = out.reshape(b, per_frame, frames, self.heads, head_dim).swapaxes(1, 2)
     return self.out(out.reshape(b, n, d))
@@ -232,7 +248,12 @@ class DiTBlock(nnx.Module):
   def __init__(self, config: DiTConfig, *, dtype: DTypeLike, rngs: nnx.Rngs):
     axes = ("all",) if config.attention == "full" else ("space", "time")
     self.attentions = nnx.List(
-      [SelfAttention(config.hidden, config.heads, axis, dtype=dtype, rngs=rngs) for axis in axes]
+      [
+        SelfAttention(
+          config.hidden, config.heads, axis, impl=config.attention_impl, dtype=dtype, rngs=rngs
+        )
+        for axis in axes
+      ]
     )
     self.mlp = MLP(config.hidden, config.mlp_hidden, dtype=dtype, rngs=rngs)
     self.modulation = nnx.Param(jnp.zeros((6, config.hidden), jnp.float32))
@@ -275,6 +296,7 @@ class VideoDiT(nnx.Module):
     patch_size: tuple[int, int, int] = (1, 2, 2),
     mlp_ratio: float = 4.0,
     attention: str = "full",
+    attention_impl: str = "xla",
     context_input: str = "masked",
     guide_channels: int = 0,
     state_features: int = 0,
@@ -293,6 +315,7 @@ class VideoDiT(nnx.Module):
       patch_size=patch_size,
       mlp_ratio=mlp_ratio,
       attention=attention,
+      attention_impl=attention_impl,
       context_input=context_input,
       guide_channels=guide_channels,
       state_features=state_features,
@@ -398,6 +421,7 @@ def make_dit(
   resolution: int,
   patch_size: tuple[int, int, int],
   attention: str = "full",
+  attention_impl: str = "xla",
   context_input: str = "masked",
   guide_channels: int = 0,
   state_features: int = 0,
@@ -413,6 +437,7 @@ def make_dit(
     resolution=resolution,
     patch_size=patch_size,
     attention=attention,
+    attention_impl=attention_impl,
     context_input=context_input,
     guide_channels=guide_channels,
     state_features=state_features,

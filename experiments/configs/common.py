@@ -57,10 +57,12 @@ def law_config(task: str, size: str = "S", data: str = "30K") -> ml_collections.
     # remat: recompute each block's activations in the backward pass (less memory, ~1/3 more
     # compute); worth it at 128 x 128 x 32 (4096 tokens) on accelerators with little memory.
     # context_input: "masked" (context frames only) or "held" (worldmodel/dit.py).
+    # attention_impl: xla | cudnn (NVIDIA) | blockwise (chunked, low memory) | splash (TPU).
     dict(
       size=size,
       patch_size=(2, 8, 8),
       attention="full",
+      attention_impl="xla",
       context_input="masked",
       dtype="bfloat16",
       remat=False,
