@@ -135,6 +135,11 @@ def stored_split(arrays: dict[str, np.ndarray]) -> tuple[sims.Trajectory, Any]:
   return traj, lambda index: jnp.asarray(arrays["frames"][index], jnp.float32) / 255.0
 
 
+def rollout_key(config: ml_collections.ConfigDict, split: str) -> jax.Array:
+  """The sampling key of a split's evaluation; its batch from case `start` on folds in `start`."""
+  return jax.random.fold_in(jax.random.key(config.seed + 2), zlib.crc32(split.encode()))
+
+
 def rollouts(
   experiment: train.Experiment,
   params: nnx.State,
@@ -152,7 +157,7 @@ def rollouts(
   traj_all, frames = cases
   batch = config.eval.batch_size
   num_cases = jax.tree.leaves(traj_all)[0].shape[0]
-  key = jax.random.fold_in(jax.random.key(config.seed + 2), zlib.crc32(split.encode()))
+  key = rollout_key(config, split)
   for start in range(0, num_cases, batch):
     index = np.minimum(np.arange(start, start + batch), num_cases - 1)
     traj = jax.tree.map(lambda x, index=index: x[index], traj_all)

@@ -7,6 +7,7 @@ TPU pod; `etils.epath` opens both kinds of path (gs:// through gcsfs).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import imageio.v2 as imageio
 import numpy as np
@@ -71,9 +72,15 @@ def to_uint8(frames: np.ndarray, scale: int) -> np.ndarray:
 
 def side_by_side(truth: np.ndarray, prediction: np.ndarray, scale: int) -> np.ndarray:
   """[T, rows * H, 2 * W + gap, 3] uint8: each case's ground truth (left) and prediction."""
-  truth, prediction = to_uint8(truth, scale), to_uint8(prediction, scale)
-  gap = np.full((*truth.shape[:3], 4, 3), 128, np.uint8)
-  rows = np.concatenate([truth, gap, prediction], axis=3)  # [n, T, H, 2W + gap, 3]
+  return video_grid([truth, prediction], scale)
+
+
+def video_grid(videos: Sequence[np.ndarray], scale: int) -> np.ndarray:
+  """[T, rows * H, columns * W + gaps, 3] uint8: row i holds case i of each of `videos` ([n, T,
+  H, W, 3] each), left to right, with grey gaps."""
+  columns = [to_uint8(video, scale) for video in videos]
+  gap = np.full((*columns[0].shape[:3], 4, 3), 128, np.uint8)
+  rows = np.concatenate([part for column in columns for part in (column, gap)][:-1], axis=3)
   separator = np.full((rows.shape[0], rows.shape[1], 4, *rows.shape[3:]), 128, np.uint8)
   rows = np.concatenate([rows, separator], axis=2)
   return np.concatenate(list(rows), axis=1)
