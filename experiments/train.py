@@ -284,6 +284,15 @@ def init_state(
   return {"step": jnp.zeros((), jnp.int32), "params": params, "ema": params, "opt": tx.init(params)}
 
 
+# Checkpoints written before the DiT's blocks were stacked for nnx.scan hold per-block
+# parameters (blocks/0/..., blocks/1/...); they are stacked once, at restore time.
+EARLIER_LAYOUTS = (
+  checkpoint_lib.Layout(
+    "per-block DiT parameters", dit.unstack_block_params, dit.stack_block_params
+  ),
+)
+
+
 def restore_params(experiment: Experiment, workdir: str) -> tuple[int, nnx.State]:
   """The step and EMA parameters of the newest good checkpoint in `workdir`."""
   tx, _ = make_optimizer(experiment.config)
@@ -291,7 +300,9 @@ def restore_params(experiment: Experiment, workdir: str) -> tuple[int, nnx.State
   shardings = sharding.fsdp_sharding(experiment.mesh, abstract_state)
   directory = os.path.join(workdir, "checkpoints")
   with checkpoint_lib.Checkpointer(directory) as checkpoints:
-    restored = checkpoints.restore(checkpoint_lib.abstract_like(abstract_state, shardings))
+    restored = checkpoints.restore(
+      checkpoint_lib.abstract_like(abstract_state, shardings), earlier_layouts=EARLIER_LAYOUTS
+    )
   if restored is None:
     raise FileNotFoundError(f"no checkpoint in {directory}; train first (--mode=train)")
   step, state, _ = restored
@@ -472,7 +483,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
   )
   writer = metrics_lib.MetricWriter(workdir, config.num_steps, config.batch_size)
-  restored = checkpoints.restore(checkpoint_lib.abstract_like(abstract_state, state_sharding))
+  restored = checkpoints.restore(
+    checkpoint_lib.abstract_like(abstract_state, state_sharding), earlier_layouts=EARLIER_LAYOUTS
+  )
   if restored is None and config.reward.init_from:
     base_step, base = restore_params(experiment, config.reward.init_from)
     logging.info("reward fine-tuning from step %d of %s", base_step, config.reward.init_from)

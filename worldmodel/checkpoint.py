@@ -14,11 +14,17 @@ A restore that falls back from corrupt newer steps to an older one moves the
 corrupt steps aside (`<step>.corrupt`), so that the run saves those steps
 afresh and later restarts do not try them again. Errors of the storage itself
 (permissions, network, quota) are not corruption: they propagate.
+
+A checkpoint written in an earlier layout of the state (e.g. per-block DiT parameters before the
+blocks were stacked for `nnx.scan`) restores through a `Layout` passed to `restore`: when the
+current layout does not fit a step, each earlier layout is tried and the state converted, once,
+at restore time (the next save writes the current layout).
 """
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -44,6 +50,22 @@ _STORAGE_STATUS = (
 
 class CheckpointError(RuntimeError):
   """Raised when a requested checkpoint, or every saved one, cannot be restored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """An earlier layout of the saved state that `Checkpointer.restore` converts from.
+
+  Attributes:
+    name: what the layout was, for the log.
+    abstract: maps the abstract state (in the current layout, with shardings) to the abstract
+      state in this layout.
+    to_current: converts a state restored in this layout to the current layout.
+  """
+
+  name: str
+  abstract: Callable[[Any], Any]
+  to_current: Callable[[Any], Any]
 
 
 def abstract_like(tree: Any, shardings: Any = None) -> Any:
@@ -145,7 +167,9 @@ class Checkpointer:
     with self._reload_steps_on_error():
       return self._manager.save(step, args=args, force=force)
 
-  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict] | None:
+  def restore(
+    self, abstract_state: Any, step: int | None = None, *, earlier_layouts: Sequence[Layout] = ()
+  ) -> tuple[int, Any, dict] | None:
     """Restores a checkpoint onto the shardings given by `abstract_state`.
 
     Args:
@@ -155,6 +179,9 @@ class Checkpointer:
         falling back (with a warning) to earlier ones if later ones are corrupt
         or incomplete, and moving those aside. In a multi-process job every
         process restores the step that process 0 could restore.
+      earlier_layouts: layouts of the state that older checkpoints may have; a step that does
+        not restore in the current layout is tried in each of these in turn and converted to the
+        current layout (placed on `abstract_state`'s shardings).
 
     Returns:
       `(step, state, metadata)`, or None if the directory has no checkpoint.
@@ -170,12 +197,9 @@ class Checkpointer:
     if step is not None and step not in steps:
       raise CheckpointError(f"No checkpoint at step {step} in {self.directory} (have {steps}).")
     candidates = [step] if step is not None else steps[::-1]
-    args = ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), metadata=ocp.args.JsonRestore()
-    )
     error = None
     for index, candidate in enumerate(candidates):
-      restored, error = self._try_restore(candidate, args)
+      restored, error = self._try_restore(candidate, abstract_state, earlier_layouts)
       # Every process takes process 0's outcome, so that all of them restore the same step.
       if _from_process_0(np.bool_(restored is not None)):
         if restored is None:
@@ -184,23 +208,41 @@ class Checkpointer:
             f"{_one_line(error)}"
           ) from error
         self._move_aside(candidates[:index])
-        return candidate, restored.state, restored.metadata
+        return candidate, *restored
     raise CheckpointError(
       f"No restorable checkpoint in {self.directory}: tried steps {candidates}, "
       f"last error {_one_line(error)}"
     ) from error
 
-  def _try_restore(self, step: int, args: Any) -> tuple[Any, Exception | None]:
-    """(the restored items, None), or (None, the error) if the step is corrupt."""
+  def _try_restore(
+    self, step: int, abstract_state: Any, earlier_layouts: Sequence[Layout]
+  ) -> tuple[tuple[Any, dict] | None, Exception | None]:
+    """((state, metadata), None), or (None, the error) if the step is corrupt in every layout."""
     try:
-      return self._manager.restore(step, args=args), None
+      return self._restore_items(step, abstract_state), None
     except Exception as error:
       if not is_corruption(error):
         raise
+      for layout in earlier_layouts:
+        try:
+          state, metadata = self._restore_items(step, layout.abstract(abstract_state))
+        except Exception as layout_error:
+          if not is_corruption(layout_error):
+            raise
+          continue
+        logging.info("Checkpoint step %d is in the earlier layout %r: converted", step, layout.name)
+        return (_place_like(layout.to_current(state), abstract_state), metadata), None
       logging.warning(
         "Cannot restore checkpoint step %d in %s: %s", step, self.directory, _one_line(error)
       )
       return None, error
+
+  def _restore_items(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    args = ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), metadata=ocp.args.JsonRestore()
+    )
+    restored = self._manager.restore(step, args=args)
+    return restored.state, restored.metadata
 
   def _move_aside(self, steps: list[int]) -> None:
     """Renames corrupt `steps` to `<step>.corrupt`, or deletes them where the storage cannot
@@ -250,6 +292,21 @@ class Checkpointer:
       self.wait()
     finally:
       self._manager.close()
+
+
+def _place_like(tree: Any, abstract_state: Any) -> Any:
+  """Puts the arrays of `tree` on the shardings of `abstract_state` (same structure)."""
+
+  def place(leaf: Any, abstract: Any) -> Any:
+    if isinstance(leaf, jax.Array) and isinstance(abstract, jax.ShapeDtypeStruct):
+      if leaf.shape != abstract.shape or leaf.dtype != abstract.dtype:
+        raise ValueError(
+          f"converted {leaf.shape} {leaf.dtype} != {abstract.shape} {abstract.dtype}"
+        )
+      return jax.device_put(leaf, abstract.sharding) if abstract.sharding is not None else leaf
+    return leaf
+
+  return jax.tree.map(place, tree, abstract_state)
 
 
 def is_corruption(error: Exception) -> bool:

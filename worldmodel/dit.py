@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -335,7 +337,7 @@ class VideoDiT(nnx.Module):
     self.time_fc1 = nnx.Linear(TIME_FREQUENCIES, hidden, kernel_init=time_init, rngs=rngs)
     self.time_fc2 = nnx.Linear(hidden, hidden, kernel_init=time_init, rngs=rngs)
     self.time_modulation = nnx.Linear(hidden, 6 * hidden, kernel_init=_zeros, rngs=rngs)
-    self.blocks = nnx.List([DiTBlock(self.config, dtype=dtype, rngs=rngs) for _ in range(depth)])
+    self.blocks = _stacked_blocks(self.config, dtype, rngs)
     self.final_modulation = nnx.Param(jnp.zeros((2, hidden), jnp.float32))
     self.final = nnx.Linear(
       hidden, patch_volume * channels, dtype=dtype, kernel_init=_zeros, rngs=rngs
@@ -395,23 +397,147 @@ class VideoDiT(nnx.Module):
     time_features = self.time_fc2(nnx.silu(self.time_fc1(timestep_embedding(time))))
     time_modulation = self.time_modulation(nnx.silu(time_features))
     angles = rope_angles(grid_positions(grid), config.hidden // config.heads)
-    apply_block = nnx.remat(_apply_block, static_argnums=(4,)) if self.remat else _apply_block
-    for block in self.blocks:
-      x = apply_block(block, x, time_modulation, angles, grid)
+    x = _apply_blocks(self.blocks, x, time_modulation, angles, grid, remat=self.remat)
 
     final_modulation = self.final_modulation[...] + time_features[:, None]
     x = _modulate(_layer_norm(x), final_modulation[:, 0], final_modulation[:, 1])
     return unpatchify(self.final(x), config.patch_size, grid).astype(jnp.float32)
 
 
-def _apply_block(
-  block: DiTBlock,
+def _stacked_blocks(config: DiTConfig, dtype: DTypeLike, rngs: nnx.Rngs) -> DiTBlock:
+  """`config.depth` DiTBlocks as one DiTBlock whose parameters have a leading layer axis.
+
+  The blocks are drawn one after another from `rngs`, as when they were a list, so a seed gives
+  the same parameters as before they were stacked (`stack_block_params` of that list's)."""
+  layers = [DiTBlock(config, dtype=dtype, rngs=rngs) for _ in range(config.depth)]
+  graphdef, _ = nnx.split(layers[0])
+  states = [nnx.state(layer) for layer in layers]
+  return nnx.merge(graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states))
+
+
+def _apply_blocks(
+  blocks: DiTBlock,
   x: jax.Array,
   time_modulation: jax.Array,
   angles: jax.Array,
   grid: tuple[int, int, int],
+  *,
+  remat: bool,
 ) -> jax.Array:
-  return block(x, time_modulation, angles, grid)
+  """Runs the stacked blocks in turn with `nnx.scan` over the layer axis (one traced block, so
+  compile time does not grow with depth); with `remat`, the scan body is rematerialized."""
+
+  def apply_block(
+    x: jax.Array, block: DiTBlock, time_modulation: jax.Array, angles: jax.Array
+  ) -> jax.Array:
+    return block(x, time_modulation, angles, grid)
+
+  if remat:
+    apply_block = nnx.remat(apply_block)
+  scan = nnx.scan(apply_block, in_axes=(nnx.Carry, 0, None, None), out_axes=nnx.Carry)
+  return scan(x, blocks, time_modulation, angles)
+
+
+def _has_block_list(tree: object) -> bool:
+  """Whether `tree` is a mapping whose "blocks" entry holds per-layer entries 0, 1, ..."""
+  if not isinstance(tree, Mapping) or not isinstance(tree.get("blocks"), Mapping):
+    return False
+  keys = set(tree["blocks"].keys())
+  return bool(keys) and keys == set(range(len(keys)))
+
+
+def _has_stacked_blocks(tree: object) -> bool:
+  return (
+    isinstance(tree, Mapping)
+    and isinstance(tree.get("blocks"), Mapping)
+    and not (_has_block_list(tree))
+  )
+
+
+def _replace_blocks(mapping: Mapping, blocks: object) -> Mapping:
+  return _mapping_like(mapping, {**mapping, "blocks": blocks})
+
+
+def _mapping_like(template: Mapping, items: dict) -> Mapping:
+  """A mapping of `template`'s type holding `items` (an `nnx.State` keeps nested States as its
+  raw nested dicts, so it is filled item by item)."""
+  if isinstance(template, nnx.State):
+    mapping = nnx.State({})
+    for key, value in items.items():
+      mapping[key] = value
+    return mapping
+  return type(template)(items)
+
+
+def stack_block_params(tree: Any) -> Any:
+  """Converts a checkpointed tree from the per-block layout to the stacked one.
+
+  Before blocks were scanned (`_apply_blocks`), `VideoDiT.blocks` was an `nnx.List` of depth
+  DiTBlocks, so parameters (and the optimizer moments that mirror them) sat under
+  `blocks/0/...`, `blocks/1/...`. Now one vmapped DiTBlock holds them with a leading layer
+  axis under `blocks/...`. Every mapping in `tree` (`nnx.State`, dict; e.g. params, EMA and Adam
+  moments of a training state) with a per-layer "blocks" entry gets the layers stacked along a
+  new leading axis; everything else is returned as it is. Works on arrays and on
+  `jax.ShapeDtypeStruct`s alike (the stacked struct takes the first layer's sharding with an
+  unsharded layer axis).
+  """
+
+  def stack(mapping: Mapping) -> Mapping:
+    blocks = mapping["blocks"]
+    layers = [blocks[index] for index in range(len(blocks))]
+    return _replace_blocks(mapping, jax.tree.map(_stack_leaves, *layers))
+
+  return jax.tree.map(
+    lambda node: stack(node) if _has_block_list(node) else node, tree, is_leaf=_has_block_list
+  )
+
+
+def unstack_block_params(tree: Any) -> Any:
+  """Inverse of `stack_block_params`: the per-block layout of a tree in the stacked layout (e.g.
+  the abstract state to restore a checkpoint written before blocks were stacked)."""
+
+  def unstack(mapping: Mapping) -> Mapping:
+    blocks = mapping["blocks"]
+    depth = jax.tree.leaves(blocks)[0].shape[0]
+    layers = {
+      index: jax.tree.map(lambda leaf, index=index: _layer_of(leaf, index), blocks)
+      for index in range(depth)
+    }
+    return _replace_blocks(mapping, _mapping_like(blocks, layers))
+
+  return jax.tree.map(
+    lambda node: unstack(node) if _has_stacked_blocks(node) else node,
+    tree,
+    is_leaf=_has_stacked_blocks,
+  )
+
+
+def _stack_leaves(*leaves: Any) -> Any:
+  first = leaves[0]
+  if isinstance(first, jax.ShapeDtypeStruct):
+    return jax.ShapeDtypeStruct(
+      (len(leaves), *first.shape), first.dtype, sharding=_with_layer_axis(first.sharding)
+    )
+  return jnp.stack(leaves)
+
+
+def _layer_of(leaf: Any, index: int) -> Any:
+  if isinstance(leaf, jax.ShapeDtypeStruct):
+    sharding = leaf.sharding
+    if isinstance(sharding, jax.sharding.NamedSharding):
+      sharding = jax.sharding.NamedSharding(
+        sharding.mesh, jax.sharding.PartitionSpec(*sharding.spec[1:])
+      )
+    return jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype, sharding=sharding)
+  return leaf[index]
+
+
+def _with_layer_axis(sharding: Any) -> Any:
+  if isinstance(sharding, jax.sharding.NamedSharding):
+    return jax.sharding.NamedSharding(
+      sharding.mesh, jax.sharding.PartitionSpec(None, *sharding.spec)
+    )
+  return sharding
 
 
 def make_dit(

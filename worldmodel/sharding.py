@@ -16,6 +16,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS_NAMES = ("data", "fsdp")
+# Parameters under a key of one of these names are stacked along a leading layer axis (the
+# blocks that `worldmodel.dit.VideoDiT` scans over); that axis is never sharded.
+LAYER_STACKS = ("blocks",)
 
 
 def _resolve_sizes(data: int, fsdp: int, num_devices: int) -> tuple[int, int]:
@@ -79,7 +82,9 @@ def fsdp_sharding(mesh: Mesh, tree: Any, min_size: int = 2**14) -> Any:
   Each leaf (an array, `jax.ShapeDtypeStruct` or scalar) with at least
   `min_size` elements has its largest dimension divisible by the fsdp axis size
   sharded over "fsdp" (ties go to the last such dimension); smaller leaves and
-  leaves without such a dimension are replicated.
+  leaves without such a dimension are replicated. A leaf stacked along a leading
+  layer axis (under a `LAYER_STACKS` key, followed by a non-integer key) follows
+  the rule for one layer's shape, with the layer axis unsharded.
 
   Args:
     mesh: mesh with an "fsdp" axis.
@@ -91,17 +96,28 @@ def fsdp_sharding(mesh: Mesh, tree: Any, min_size: int = 2**14) -> Any:
   """
   fsdp_size = mesh.shape["fsdp"]
 
-  def leaf_sharding(leaf: Any) -> NamedSharding:
+  def leaf_sharding(path: tuple, leaf: Any) -> NamedSharding:
     shape = np.shape(leaf)
-    if math.prod(shape) >= min_size:
-      for dim in reversed(np.argsort(shape, kind="stable")):
-        if shape[dim] % fsdp_size == 0:
+    layer_axes = 1 if shape and _is_layer_stacked(path) else 0
+    layer_shape = shape[layer_axes:]
+    if math.prod(layer_shape) >= min_size:
+      for dim in reversed(np.argsort(layer_shape, kind="stable")):
+        if layer_shape[dim] % fsdp_size == 0:
           spec = [None] * len(shape)
-          spec[dim] = "fsdp"
+          spec[layer_axes + dim] = "fsdp"
           return NamedSharding(mesh, P(*spec))
     return replicated(mesh)
 
-  return jax.tree.map(leaf_sharding, tree)
+  return jax.tree_util.tree_map_with_path(leaf_sharding, tree)
+
+
+def _is_layer_stacked(path: tuple) -> bool:
+  """Whether a leaf at `path` lies under a LAYER_STACKS key not followed by a layer index."""
+  keys = [getattr(entry, "key", getattr(entry, "name", None)) for entry in path]
+  return any(
+    key in LAYER_STACKS and index + 1 < len(keys) and not isinstance(keys[index + 1], int)
+    for index, key in enumerate(keys)
+  )
 
 
 def shard_like(tree: Any, shardings: Any) -> Any:
