@@ -181,7 +181,10 @@ def markdown(table: dict) -> str:
       return cells
     first = values[f"{splits[0]}/{STUDY}"]
     return [cells[0]] + [
-      f"{cell} ({values[f'{s}/{STUDY}'] / first:.1f} x)"
+      # "-": no case passed the study's small-radius filter
+      "-"
+      if math.isnan(values[f"{s}/{STUDY}"])
+      else f"{cell} ({values[f'{s}/{STUDY}'] / first:.1f} x)"
       for cell, s in zip(cells[1:], splits[1:], strict=True)
     ]
 

@@ -10,10 +10,13 @@ import runs
 from experiments import results_table
 
 
-def write_run(workdir, scale, rewards=(), physics_iq=None, law="trajectory", follows=None):
+def write_run(
+  workdir, scale, rewards=(), physics_iq=None, law="trajectory", follows=None, filtered=()
+):
   """An eval.json whose every velocity error is `scale` times a fixed value per split (and a
   Physics-IQ probe whose score is `physics_iq` on every split, if given); the physics probe
-  reports `law` and, if given, the guide-following fraction `follows`."""
+  reports `law` and, if given, the guide-following fraction `follows`; the study's code scored
+  no case of the `filtered` splits."""
   workdir.mkdir(parents=True)
   physics = {
     "fit_residual": 0.03 * scale,
@@ -33,6 +36,8 @@ def write_run(workdir, scale, rewards=(), physics_iq=None, law="trajectory", fol
     }
     for split, base in {"id": 0.3, "ood_r": 2.5, "ood_v": 1.5, "ood_rv": 2.4}.items()
   }
+  for split in filtered:
+    splits[split]["velocity_error_study"] = float("nan")
   evaluation = {"splits": splits, "id_split": "id", "ood_splits": ["ood_r", "ood_v", "ood_rv"]}
   if physics_iq is not None:
     scores = {split: {"score": physics_iq} for split in splits}
@@ -81,7 +86,7 @@ def test_tables_spread_and_rewards_from_eval_json(tmp_path):
 
 def test_collision_runs_show_their_law_and_how_often_they_follow_the_guide(tmp_path):
   write_run(tmp_path / "none", 1.0, law="momentum", follows=0.25)
-  write_run(tmp_path / "render", 0.5, law="momentum", follows=0.875)
+  write_run(tmp_path / "render", 0.5, law="momentum", follows=0.875, filtered=("ood_v",))
   arguments = [f"none:0={tmp_path / 'none'}", f"render:0={tmp_path / 'render'}"]
   table = results_table.results(results_table.parse_runs(arguments), "ood_v")
   assert table["law"] == "momentum"
@@ -91,6 +96,7 @@ def test_collision_runs_show_their_law_and_how_often_they_follow_the_guide(tmp_p
   assert (
     "| render | 0 | 0.00050 | 0.0350 (0.0064) | 0.0150 / 0.0350 (0.0064) / 0.500 | 88 % |" in lines
   )
+  assert "| render | 0 | 0.075 | 0.625 (8.3 x) | - | 0.600 (8.0 x) |" in lines
   write_run(tmp_path / "uniform", 1.0)
   with pytest.raises(ValueError, match=r"different laws \['momentum', 'trajectory'\]"):
     results_table.results(
