@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -43,7 +44,7 @@ from experiments import (
   train,
   velocity_probe,
 )
-from worldmodel import physics
+from worldmodel import physics, sharding
 
 REPORT_DIR = "report"
 # Scenes whose evaluation is their probes' (no velocity or Table 2 probe): the events of the
@@ -70,17 +71,34 @@ def eval_cases(experiment: train.Experiment, split: str) -> sims.BallState:
   return experiment.scene.place_eval(keys, jnp.asarray(params))
 
 
-def make_predictor(experiment: train.Experiment):
-  """A jitted `(params, frames, key) -> generated frames` from the context frames of `frames`.
+def padded_batch_size(batch_size: int, num_devices: int) -> int:
+  """The batch the predictor runs: `batch_size` cases rounded up to a multiple of the devices.
 
-  With `eval.best_of` = n > 1, n rollouts are drawn per case and the one with the lowest score
-  of `reward.kind` (`worldmodel.physics.make_score`: the law residuals, or those plus the
-  context velocity gap) is kept.
+  The cases past `batch_size` are copies of the last one (as the last batch of a split is padded)
+  and are dropped from the prediction; they only cost compute, and change no real case's
+  numbers: the sampling noise is drawn for the whole batch at once, and a row's noise depends on
+  its position only, not on the batch size (JAX's partitionable threefry), so a case draws the
+  same noise on any number of devices.
+  """
+  return -(-batch_size // num_devices) * num_devices
+
+
+def make_sharded_predictor(experiment: train.Experiment):
+  """`predict(params, frames, key_data)` jitted on every device of `experiment.mesh`.
+
+  `predict` is the function of `make_predictor` with the sampling key given as its raw key data
+  (`jax.random.key_data`). The batch of `frames` (a multiple of the mesh size) and the generated
+  frames are sharded over the mesh's axes as the training batch is (`sharding.batch_sharding`),
+  the parameters as in training (`sharding.fsdp_sharding`, by the tree of the first parameters
+  given), the key replicated. Returns `(jitted, param_shardings)`: `param_shardings(params)` are
+  the shardings the parameters must have (`jax.device_put` them there first).
   """
   config = experiment.config
+  mesh = experiment.mesh
 
-  @jax.jit
-  def predict(params, frames, key):
+  def predict(params, frames, key_data):
+    key = jax.random.wrap_key_data(key_data)
+
     def sample(key):
       return experiment.sample(params, key, frames, config.eval.sample_steps)
 
@@ -88,6 +106,56 @@ def make_predictor(experiment: train.Experiment):
       return sample(key)
     score = physics.make_score(experiment.scene, config.reward.kind, config.video.context_frames)
     return physics.best_of_n(sample, score, key, config.eval.best_of)[0]
+
+  jitted = {}
+
+  def param_shardings(params):
+    return sharding.fsdp_sharding(mesh, params)
+
+  def call(params, frames, key_data):
+    structure = jax.tree.structure(params)
+    if structure not in jitted:
+      batch, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+      jitted[structure] = jax.jit(
+        predict, in_shardings=(param_shardings(params), batch, replicated), out_shardings=batch
+      )
+    return jitted[structure](params, frames, key_data)
+
+  return call, param_shardings
+
+
+def make_predictor(experiment: train.Experiment):
+  """A `(params, frames, key) -> generated frames` from the context frames of `frames`.
+
+  The rollouts run on every device of `experiment.mesh` (`make_sharded_predictor`): the batch
+  is padded with copies of its last case to a multiple of the device count
+  (`padded_batch_size`) and sharded over the mesh, the parameters placed as in training; the
+  padding is dropped from the result. The numbers do not depend on the number of devices. In a
+  multi-process job every process calls it with the same arguments (each holding the whole
+  batch of frames) and each gets the whole prediction, a numpy array.
+
+  With `eval.best_of` = n > 1, n rollouts are drawn per case and the one with the lowest score
+  of `reward.kind` (`worldmodel.physics.make_score`: the law residuals, or those plus the
+  context velocity gap) is kept.
+  """
+  mesh = experiment.mesh
+  sharded, param_shardings = make_sharded_predictor(experiment)
+  batch_sharding = sharding.batch_sharding(mesh)
+
+  def predict(params, frames, key):
+    num_cases = frames.shape[0]
+    padded = padded_batch_size(num_cases, mesh.size)
+    if padded != num_cases:
+      frames = jnp.concatenate([frames, jnp.repeat(frames[-1:], padded - num_cases, axis=0)])
+    params = jax.device_put(params, param_shardings(params))
+    key_data = np.asarray(jax.random.key_data(key))
+    if jax.process_count() == 1:
+      prediction = sharded(params, jax.device_put(frames, batch_sharding), key_data)
+      return prediction if padded == num_cases else prediction[:num_cases]
+    host = np.asarray(frames)
+    frames = jax.make_array_from_callback(host.shape, batch_sharding, lambda index: host[index])
+    prediction = sharded(params, frames, key_data)
+    return multihost_utils.process_allgather(prediction, tiled=True)[:num_cases]
 
   return predict
 
@@ -387,17 +455,24 @@ def run(
 ) -> dict[str, dict[str, float]]:
   """Evaluates the newest checkpoint (or `params`); writes eval.json and report.md.
 
-  Every process of a multi-host job calls this; process 0 alone evaluates, on its own devices
-  from a host copy of the parameters, while the others wait for it, and returns the numbers.
+  Every process of a multi-host job calls this: the rollouts run on every device of the mesh
+  (`make_predictor`) and each process gets them all and scores them; process 0 alone writes
+  eval.json and report.md (the others write theirs to a temporary directory that they delete)
+  and returns the numbers, the others an empty dict.
   """
   experiment = train.make_experiment(config).for_evaluation()
   step = config.num_steps
   if params is None:
     step, params = train.restore_params(experiment, workdir)
+  params = jax.device_put(params, sharding.fsdp_sharding(experiment.mesh, params))
   if jax.process_count() == 1:
     return _evaluate(experiment, workdir, step, params)
-  params = multihost_utils.process_allgather(params, tiled=True)
-  summary = _evaluate(experiment, workdir, step, params) if jax.process_index() == 0 else {}
+  if jax.process_index() == 0:
+    summary = _evaluate(experiment, workdir, step, params)
+  else:
+    with tempfile.TemporaryDirectory() as scratch:
+      _evaluate(experiment, scratch, step, params)
+    summary = {}
   multihost_utils.sync_global_devices("evaluation finished")
   return summary
 

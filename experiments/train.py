@@ -284,7 +284,7 @@ def init_state(
   return {"step": jnp.zeros((), jnp.int32), "params": params, "ema": params, "opt": tx.init(params)}
 
 
-# Checkpoints written before the DiT's blocks were stacked for nnx.scan hold per-block
+# Checkpoints written before the DiT's blocks were stacked for a scan hold per-block
 # parameters (blocks/0/..., blocks/1/...); they are stacked once, at restore time.
 EARLIER_LAYOUTS = (
   checkpoint_lib.Layout(

@@ -16,7 +16,7 @@ afresh and later restarts do not try them again. Errors of the storage itself
 (permissions, network, quota) are not corruption: they propagate.
 
 A checkpoint written in an earlier layout of the state (e.g. per-block DiT parameters before the
-blocks were stacked for `nnx.scan`) restores through a `Layout` passed to `restore`: when the
+blocks were stacked for a scan) restores through a `Layout` passed to `restore`: when the
 current layout does not fit a step, each earlier layout is tried and the state converted, once,
 at restore time (the next save writes the current layout).
 """

@@ -424,18 +424,19 @@ def _apply_blocks(
   *,
   remat: bool,
 ) -> jax.Array:
-  """Runs the stacked blocks in turn with `nnx.scan` over the layer axis (one traced block, so
-  compile time does not grow with depth); with `remat`, the scan body is rematerialized."""
+  """Runs the stacked blocks in turn with a scan over the layer axis (one traced block, so
+  compile time does not grow with depth); with `remat`, the scan body is rematerialized.
 
-  def apply_block(
-    x: jax.Array, block: DiTBlock, time_modulation: jax.Array, angles: jax.Array
-  ) -> jax.Array:
-    return block(x, time_modulation, angles, grid)
+  A plain `jax.lax.scan` over the split state: `nnx.scan` refuses Variables whose values come
+  from an outer trace, as the sampler's loop over jitted parameters gives them."""
+  graphdef, state = nnx.split(blocks)
+
+  def apply_block(x: jax.Array, block_state: Any) -> tuple[jax.Array, None]:
+    return nnx.merge(graphdef, block_state)(x, time_modulation, angles, grid), None
 
   if remat:
-    apply_block = nnx.remat(apply_block)
-  scan = nnx.scan(apply_block, in_axes=(nnx.Carry, 0, None, None), out_axes=nnx.Carry)
-  return scan(x, blocks, time_modulation, angles)
+    apply_block = jax.checkpoint(apply_block)
+  return jax.lax.scan(apply_block, x, state)[0]
 
 
 def _has_block_list(tree: object) -> bool:
