@@ -35,6 +35,7 @@ RUN_ARGUMENT = re.compile(r"^(?P<run>[A-Za-z0-9_]+):(?P<seed>[0-9]+)=(?P<workdir
 VELOCITY = ("velocity_error_mean_then_abs", "velocity_error")
 STUDY = "velocity_error_study"
 PHYSICS = ("fit_residual", "fit_velocity_error")
+PRIMARY_LAWS = ("trajectory", "momentum")  # the law shown where a task reports several
 
 
 def parse_runs(arguments: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -62,7 +63,7 @@ def first_law(workdir: str) -> str:
   laws = [name.removesuffix("_floor") for name in physics if name.endswith("_floor")]
   if not laws:
     raise ValueError(f"{workdir}/eval.json has no physics numbers (eval.physics_score)")
-  return laws[0]
+  return next((law for law in PRIMARY_LAWS if law in laws), laws[0])
 
 
 def run_numbers(workdir: str, physics_split: str, law: str) -> dict[str, float]:

@@ -21,6 +21,8 @@ def write_run(
   physics = {
     "fit_residual": 0.03 * scale,
     "fit_velocity_error": 1.0 * scale,
+    "acceleration": 9.0,  # a second law, reported first by the probe: not the one shown
+    "acceleration_floor": 2.0,
     law: 0.07 * scale,
     f"{law}_floor": 0.0064,
   }
