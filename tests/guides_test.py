@@ -81,6 +81,7 @@ def test_a_training_guide_from_the_true_state_carries_the_measured_fit_error(tru
     guide.build(frames, jax.random.key(0), true_state=state0)
 
 
+@pytest.mark.slow
 def test_training_guides_from_truth_are_checked_and_follow_the_training_states():
   config = grounded.get_config("guide=render,train_from=truth")
   config.data.cache = 64

@@ -176,6 +176,7 @@ def test_guide_following_tells_the_law_from_the_nearest_training_speed():
   )
 
 
+@pytest.mark.slow
 def test_guide_following_counts_the_out_of_range_balls_of_a_collision():
   scene = sims.make("collision")
   state = scene.sample(jax.random.key(3), 4, "ood_v1")

@@ -63,13 +63,14 @@ def _looped_blocks(blocks, x, time_modulation, angles, grid, *, remat):
   [
     dict(attention="full"),
     dict(attention="factorized", remat=True),
-    dict(attention="factorized", context_input="held", guide_channels=2, state_features=3),
-    dict(attention="full", attention_impl="blockwise"),
+    pytest.param(
+      dict(attention="factorized", context_input="held", guide_channels=2, state_features=3),
+      marks=pytest.mark.slow,
+    ),
+    pytest.param(dict(attention="full", attention_impl="blockwise"), marks=pytest.mark.slow),
   ],
 )
 def test_scanned_blocks_give_the_outputs_and_gradients_of_a_loop(options, monkeypatch):
-  if options.get("attention_impl", "xla") not in dit.attention_lib.IMPLEMENTATIONS:
-    pytest.skip("attention implementation not available")
   model = _perturbed_model(dit.VideoDiT(**{**TINY, "depth": 3}, **options, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(model)
   inputs = list(_inputs())
@@ -152,6 +153,7 @@ def _video():
   return dict(num_frames=4, resolution=16, patch_size=(1, 4, 4))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_per_block_parameters_restores_with_the_same_outputs(tmp_path):
   config = runs.micro_config()
   experiment = dataclasses.replace(train.make_experiment(config), mesh=sharding.make_mesh(2, 4))

@@ -7,6 +7,8 @@ import runs
 
 from experiments import side_by_side
 
+pytestmark = pytest.mark.slow  # trains and evaluates a run first
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
