@@ -66,21 +66,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims.core import WORLD_SIZE, check_choice
-from sims.phyre import (
-  AMBIGUITY,
-  KIND_SLOTS,
-  NUM_SLOTS,
-  RED_BALL,
-  BodyState,
-  Phyre,
-  _ball_radius,
-  _bar_half,
-  _Bodies,
-  _body_state,
-  _check_template_ids,
-  _put,
-  _red_ball_bodies,
-)
+from sims.phyre.builders import _ball_radius, _bar_half
+from sims.phyre.placement import _body_state, _put, _red_ball_bodies
+from sims.phyre.scene import Phyre, _check_template_ids
+from sims.phyre.templates import AMBIGUITY
+from sims.phyre.world import KIND_SLOTS, NUM_SLOTS, RED_BALL, BodyState, _Bodies
 
 AMBIGUITY_TEMPLATES = (20000, 20001, 20002, 20003)
 SCAN_POINTS = 101

@@ -253,15 +253,15 @@ def test_separations_are_exact_for_discs_and_rotated_boxes():
 
 def test_2d_cross_shim_matches_the_3d_cross_and_is_off_when_not_needed():
   a, b = jnp.asarray([[1.0, 2.0], [-3.0, 0.5]]), jnp.asarray([[4.0, -1.0], [2.0, 2.0]])
-  shim = phyre._NumpyWith2DCross("jax.numpy")
+  shim = phyre.engine._NumpyWith2DCross("jax.numpy")
   pad = jnp.zeros((2, 1))
   z = jnp.cross(jnp.concatenate([a, pad], -1), jnp.concatenate([b, pad], -1))[:, 2]
   np.testing.assert_allclose(shim.cross(a, b), z)
   np.testing.assert_allclose(shim.cross(a[0], b[0]), -9.0)
   np.testing.assert_allclose(shim.cross(jnp.eye(3)[0], jnp.eye(3)[1]), [0.0, 0.0, 1.0])
   assert shim.sin is jnp.sin
-  patched = not phyre._cross_takes_2d()
-  for module in phyre._JAX2D_MODULES_WITH_CROSS:
+  patched = not phyre.engine._cross_takes_2d()
+  for module in phyre.engine._JAX2D_MODULES_WITH_CROSS:
     assert (module.jnp is jnp) != patched
 
 
