@@ -38,6 +38,7 @@ from sims.optical_flow import flow
 from sims.phyre import Phyre
 from sims.rendering import render
 from sims.single_ball import Parabola, UniformMotion
+from sims.world3d import Bodies3D, Bounce3D, Collision3D, Rolling3D, Trajectory3D
 
 _SCENES: dict[str, type[Scene]] = {
   "uniform_motion": UniformMotion,
@@ -45,6 +46,9 @@ _SCENES: dict[str, type[Scene]] = {
   "collision": Collision,
   "composition": Composition,
   "phyre": Phyre,
+  "bounce3d": Bounce3D,
+  "rolling3d": Rolling3D,
+  "collision3d": Collision3D,
 }
 
 
@@ -85,10 +89,12 @@ __all__ = [
   "SQUARE",
   "WORLD_SIZE",
   "BallState",
+  "Bodies3D",
   "BodyTrajectory",
   "Pool",
   "Scene",
   "Trajectory",
+  "Trajectory3D",
   "balls",
   "fit_initial_state",
   "flow",

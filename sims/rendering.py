@@ -16,11 +16,15 @@ not drawn).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 
 from sims.core import BOX, RING, RING_INNER, SQUARE, WORLD_SIZE, BodyTrajectory, Trajectory
+
+if TYPE_CHECKING:
+  from sims.world3d.bodies import Trajectory3D
 
 
 def pixel_centres(resolution: int) -> tuple[jax.Array, jax.Array]:
@@ -131,15 +135,22 @@ def _composite(
 
 
 def render(
-  traj: Trajectory | BodyTrajectory,
+  traj: Trajectory | BodyTrajectory | Trajectory3D,
   resolution: int = 128,
   edge_px: float = 1.0,
   background: float = 1.0,
 ) -> jax.Array:
   """Frames [n, T, H, W, 3] float32 in [0, 1] of a trajectory, differentiable in its state.
 
-  Objects are painted back to front, later objects (slots) on top.
+  Objects are painted back to front, later objects (slots) on top. A `Trajectory3D` is drawn by
+  `sims.world3d.render.render3d` with its default camera and light.
   """
+  from sims.world3d.bodies import Trajectory3D  # lazily: `import sims` does not load world3d
+
+  if isinstance(traj, Trajectory3D):
+    from sims.world3d.render import render3d
+
+    return render3d(traj, resolution, edge_px=edge_px)
   frame_shape = (*traj.position.shape[:2], resolution, resolution)
   color = jnp.moveaxis(traj.color, 1, 0)[:, :, None, None, None, :]  # [K, n, 1, 1, 1, 3]
   if isinstance(traj, BodyTrajectory):
