@@ -1,11 +1,15 @@
-"""Videos per second of the `phyre` scene (jax2d + sims.render) next to PHYRE's own engine.
+"""Videos per second of the `phyre` scene (simulator + sims.render) next to PHYRE's own engine.
 
-    python -m benchmarks.phyre_throughput --batch 4,16 --resolution 64,256 --frames 32
+    python -m benchmarks.phyre_throughput --batch 4,16,64 --resolution 64,256 --frames 32
 
-JAX side: `scene.sample` + `scene.rollout` (jax2d, 60 Hz, 20 steps per frame) jitted as one
-function per batch size, and `sims.render` jitted per batch size and resolution; each is
+JAX side, for each of `--simulators`: `scene.sample` + the simulator (`engine`: the scene's own,
+`sims.phyre.simulate`, SOLVER_ITERATIONS iterations; `stock_jax2d`: the same world stepped by
+jax2d's `PhysicsEngine`, 20 iterations, the engine before it), 60 Hz, 20 steps per frame, jitted
+as one function per batch size, and `sims.render` jitted per batch size and resolution; each is
 compiled ahead of time and timed with `block_until_ready`, best of `--repeats`. The two stages
 do not fuse, so a pipeline's rate is batch / (simulate seconds + render seconds).
+`simulate_cores` is the process CPU time over the wall time of the timed simulations: XLA may
+use more than one core, while the reference below runs in one thread.
 
 Reference side: PHYRE cannot be installed here (its wheels need Python 3.6), so this measures
 its engine, stock C++ Box2D 2.3 through pybox2d, on the very scenes the JAX side sampled, at
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 
 import Box2D
@@ -146,35 +151,57 @@ def _time_reference(states: list[dict], num_frames: int, resolutions: Sequence[i
   return simulate_s, raster_s
 
 
+SIMULATORS = {
+  "engine": lambda state, num_frames: phyre.simulate(state, num_frames),
+  "stock_jax2d": lambda state, num_frames: phyre.simulate_with_jax2d(state, num_frames),
+}
+
+
+def _time_jax(
+  simulator: str, batches: Sequence[int], resolutions: Sequence[int], num_frames: int, repeats: int
+) -> dict[str, dict[str, float]]:
+  """Rates of sample + one simulator + sims.render, by batch size and resolution."""
+  scene = sims.make("phyre")
+  keys = [jax.random.key(repeat) for repeat in range(repeats)]
+  rates = {}
+  for batch in batches:
+
+    def simulate(key, batch=batch):
+      return SIMULATORS[simulator](scene.sample(key, batch, "train"), num_frames)
+
+    simulate_fn, simulate_compile_s = compile_ahead(simulate, keys[0])
+    wall, cpu = time.perf_counter(), time.process_time()
+    simulate_s = best_seconds(lambda repeat, fn=simulate_fn: fn(keys[repeat]), repeats)
+    cores = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    traj = simulate_fn(keys[0])
+    for resolution in resolutions:
+      draw_fn, draw_compile_s = compile_ahead(lambda t, res=resolution: sims.render(t, res), traj)
+      draw_s = best_seconds(lambda _, fn=draw_fn, t=traj: fn(t), repeats)
+      rates[f"batch{batch}_res{resolution}"] = {
+        "videos_per_s": round(batch / (simulate_s + draw_s), 3),
+        "simulate_s": round(simulate_s, 4),
+        "simulate_cores": round(cores, 2),
+        "render_s": round(draw_s, 4),
+        "compile_s": round(simulate_compile_s + draw_compile_s, 2),
+      }
+  return rates
+
+
 def benchmark(
+  simulators: Sequence[str],
   batches: Sequence[int],
   resolutions: Sequence[int],
   num_frames: int,
   reference_videos: int,
   repeats: int,
 ) -> dict[str, object]:
-  """Rates of both pipelines, in videos per second, by batch size and resolution."""
-  scene = sims.make("phyre")
-  keys = [jax.random.key(repeat) for repeat in range(repeats)]
-  jax_rates = {}
-  for batch in batches:
-
-    def simulate(key, batch=batch):
-      return scene.rollout(scene.sample(key, batch, "train"), num_frames=num_frames)
-
-    simulate_fn, simulate_compile_s = compile_ahead(simulate, keys[0])
-    simulate_s = best_seconds(lambda repeat, fn=simulate_fn: fn(keys[repeat]), repeats)
-    traj = simulate_fn(keys[0])
-    for resolution in resolutions:
-      draw_fn, draw_compile_s = compile_ahead(lambda t, res=resolution: sims.render(t, res), traj)
-      draw_s = best_seconds(lambda _, fn=draw_fn, t=traj: fn(t), repeats)
-      jax_rates[f"batch{batch}_res{resolution}"] = {
-        "videos_per_s": round(batch / (simulate_s + draw_s), 3),
-        "simulate_s": round(simulate_s, 4),
-        "render_s": round(draw_s, 4),
-        "compile_s": round(simulate_compile_s + draw_compile_s, 2),
-      }
-  state = scene.sample(jax.random.key(123), reference_videos, "train")
+  """Rates of each JAX pipeline and of Box2D + numpy, in videos per second, by batch size and
+  resolution; each JAX simulator's best rate over batch sizes as a fraction of Box2D's."""
+  jax_rates = {
+    simulator: _time_jax(simulator, batches, resolutions, num_frames, repeats)
+    for simulator in simulators
+  }
+  state = sims.make("phyre").sample(jax.random.key(123), reference_videos, "train")
   fields = ("position", "angle", "shape", "size", "color", "dynamic", "active")
   states = [
     {name: np.asarray(getattr(state, name)[video]) for name in fields}
@@ -189,22 +216,28 @@ def benchmark(
     }
     for resolution in resolutions
   }
-  best = {
-    resolution: max(
-      (rate["videos_per_s"] for key, rate in jax_rates.items() if key.endswith(f"_res{resolution}"))
-    )
-    for resolution in resolutions
-  }
   ratios = {
-    f"res{resolution}": round(best[resolution] / reference[f"res{resolution}"]["videos_per_s"], 4)
-    for resolution in resolutions
+    simulator: {
+      f"res{resolution}": round(
+        max(
+          rate["videos_per_s"] for key, rate in rates.items() if key.endswith(f"_res{resolution}")
+        )
+        / reference[f"res{resolution}"]["videos_per_s"],
+        4,
+      )
+      for resolution in resolutions
+    }
+    for simulator, rates in jax_rates.items()
   }
   return {"jax": jax_rates, "box2d_numpy": reference, "jax_over_box2d": ratios}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", default="4,16", help="comma-separated videos per JAX call")
+  parser.add_argument(
+    "--simulators", default=",".join(SIMULATORS), help=f"comma-separated, of {list(SIMULATORS)}"
+  )
+  parser.add_argument("--batch", default="4,16,64", help="comma-separated videos per JAX call")
   parser.add_argument("--resolution", default="64,256", help="comma-separated frame sizes")
   parser.add_argument("--frames", type=int, default=sims.NUM_FRAMES)
   parser.add_argument("--reference_videos", type=int, default=16, help="videos per Box2D run")
@@ -215,20 +248,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
   """Runs the benchmark, prints it as one JSON object and returns it."""
   args = parse_args(argv)
+  simulators = args.simulators.split(",")
+  unknown = sorted(set(simulators) - set(SIMULATORS))
+  if unknown:
+    raise ValueError(f"unknown simulators {unknown}; allowed: {list(SIMULATORS)}")
   batches = [int(b) for b in args.batch.split(",")]
   resolutions = [int(r) for r in args.resolution.split(",")]
   settings = {
+    "simulators": args.simulators,
     "batch": args.batch,
     "resolution": args.resolution,
     "frames": args.frames,
     "steps_per_frame": phyre.STEPS_PER_FRAME,
+    "solver_iterations": {
+      "engine": phyre.SOLVER_ITERATIONS,
+      "stock_jax2d": phyre.engine.JAX2D_SOLVER_ITERATIONS,
+    },
     "reference_videos": args.reference_videos,
     "repeats": args.repeats,
   }
   report = {
     "machine": machine_info(),
     "settings": settings,
-    **benchmark(batches, resolutions, args.frames, args.reference_videos, args.repeats),
+    **benchmark(simulators, batches, resolutions, args.frames, args.reference_videos, args.repeats),
   }
   print(json.dumps(report, indent=2))
   return report

@@ -6,6 +6,9 @@
     # the cost of each simulator guide (worldmodel/guides.py: a fit to the context in the step)
     python -m benchmarks.train_step --sizes=tiny --resolution=32 --frames=8 --batch=16 \
         --patch=1,8,8 --dtype=float32 --guides=none,render,flow_noise,state
+    # the combinatorial scene (6 templates), simulated in the step
+    python -m benchmarks.train_step --task=phyre --sizes=tiny --resolution=64 --frames=8 \
+        --batch=16 --patch=2,8,8 --dtype=float32
 
 For each DiT size: the full jitted step (simulate + render + forward + backward + AdamW + EMA)
 and the data generation alone are timed after compilation (median of --steps calls). Model
@@ -26,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from experiments import train
-from experiments.configs import common
+from experiments.configs import combinatorial, common
 from worldmodel import data, dit, sharding
 
 
@@ -53,8 +56,20 @@ def matmul_peak(dtype: jnp.dtype, sizes: Sequence[int] = (1024, 2048, 4096)) -> 
   return best
 
 
+def _config(args: argparse.Namespace, size: str):
+  """The law task's config, or for `phyre` the combinatorial one (6 templates), simulating in
+  the step rather than from a cache."""
+  if args.task != "phyre":
+    return common.law_config(args.task, size=size, data="continuous")
+  config = combinatorial.get_config(
+    f"templates=6,size={size},resolution={args.resolution},frames={args.frames}"
+  )
+  config.data.cache = 0
+  return config
+
+
 def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> dict:
-  config = common.law_config(args.task, size=size, data="continuous")
+  config = _config(args, size)
   config.guide.kind = guide
   config.video.update(num_frames=args.frames, resolution=args.resolution)
   config.model.update(patch_size=tuple(args.patch), attention=args.attention, dtype=args.dtype)
@@ -107,7 +122,7 @@ def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--task", default="uniform_motion")
+  parser.add_argument("--task", default="uniform_motion", help="a law task, or phyre")
   parser.add_argument("--sizes", default="S,B", help="comma-separated DiT sizes")
   parser.add_argument("--resolution", type=int, default=128)
   parser.add_argument("--frames", type=int, default=32)

@@ -1,10 +1,10 @@
-"""The combinatorial (PHYRE-like) scene: templates, placement, jax2d physics and rendering.
+"""The combinatorial (PHYRE-like) scene: templates, placement, physics and rendering.
 
-jax2d's step and the placement take seconds to tens of seconds to compile on a CPU, and jit
-compiles again for every batch size, so the tests share one placement batch size (BATCH) and
-one short rollout (a slice of the placement batch, few frames). Everything that runs jax2d is
-marked slow (its compile alone is ~30 s on 2 cores): the short rollout's checks and the
-full-length stability check over every template.
+The engine's step and the placement take seconds to tens of seconds to compile on a CPU, and
+jit compiles again for every batch size, so the tests share one placement batch size (BATCH)
+and one short rollout (a slice of the placement batch, few frames). Everything that simulates
+is marked slow (a compile alone is 10-30 s on 2 cores): the short rollout's checks, its
+agreement with stock jax2d and with Box2D, and the full-length checks over every template.
 """
 
 import itertools
@@ -43,6 +43,10 @@ BATCH = 70 * TASKS  # the one batch size that placement is compiled for
 PENETRATION = (
   0.1  # world units: 5 scene pixels; jax2d has soft contacts and no continuous collision
 )
+# Largest distance (world units) of a slot from Box2D's in the short rollout: measured 0.0018 at
+# frame 1 (free fall; the two engines integrate alike) and 0.013 by frame 4 (first contacts).
+BOX2D_FREE_FLIGHT = 0.005
+BOX2D_AFTER_CONTACT = 0.05
 RES = 128
 PIXEL = sims.WORLD_SIZE / RES
 separations = jax.jit(phyre.separations)
@@ -360,11 +364,111 @@ def test_rollout_is_deterministic(scene, short_rollout):
 
 
 @pytest.mark.slow
-def test_full_rollouts_are_stable_for_every_template(scene):
-  """32 frames (10.7 s) of every template: no tunnelling, no escape, rigid welds, no energy."""
+def test_engine_agrees_with_stock_jax2d(short_rollout):
+  """Same contact model, fewer pairs and iterations: within 0.01 world units over 5 frames."""
+  state, traj = short_rollout
+  stock = phyre.simulate_with_jax2d(state, 5)
+  assert np.abs(np.asarray(traj.position - stock.position)).max() < 0.01
+  assert np.abs(np.asarray(traj.angle - stock.angle)).max() < 0.01
+
+
+@pytest.mark.slow
+def test_engine_follows_box2d_until_the_first_contacts(short_rollout):
+  """PHYRE's engine on the same scenes: the falling bodies agree while they fly freely."""
+  from benchmarks.phyre_throughput import box2d_rollout
+
+  state, traj = short_rollout
+  fields = ("position", "angle", "shape", "size", "color", "dynamic", "active")
+  for video in range(len(traj.position)):
+    example = {name: np.asarray(getattr(state, name)[video]) for name in fields}
+    position, _ = box2d_rollout(example, 5)
+    error = np.abs(np.asarray(traj.position[video]) - position).max((-1, -2))
+    assert error[1] < BOX2D_FREE_FLIGHT and error.max() < BOX2D_AFTER_CONTACT, error
+
+
+def test_quad_manifolds_are_jax2ds():
+  """The gather-free box-box manifold equals jax2d's on random overlapping and apart boxes."""
+  from jax2d.collision import generate_manifolds_polygon_polygon
+  from jax2d.sim_state import CollisionManifold, RigidBody
+
+  from sims.phyre.contacts import quad_quad_manifolds
+
+  n = 2000
+  keys = jax.random.split(jax.random.key(0), 6)
+  half = jax.random.uniform(keys[0], (2, n, 1, 2), minval=0.05, maxval=1.0)
+  corners = jnp.asarray([[-1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+
+  def box(i):
+    return RigidBody(
+      position=jax.random.uniform(keys[1], (2, n, 2), maxval=1.5)[i],
+      rotation=jax.random.uniform(keys[2], (2, n), minval=-4.0, maxval=4.0)[i],
+      velocity=jax.random.normal(keys[3], (2, n, 2))[i],
+      angular_velocity=jax.random.normal(keys[4], (2, n))[i],
+      inverse_mass=jnp.ones(n),
+      inverse_inertia=jnp.ones(n),
+      friction=jnp.ones(n),
+      restitution=jnp.full(n, 0.2 + 0.1 * i),
+      collision_mode=jnp.ones(n, jnp.int32),
+      active=jnp.ones(n, bool),
+      n_vertices=jnp.full(n, 4, jnp.int32),
+      vertices=corners * half[i],
+      radius=jnp.zeros(n),
+    )
+
+  warm = CollisionManifold(
+    normal=jnp.zeros((n, 2, 2)),
+    penetration=jnp.zeros((n, 2)),
+    collision_point=jnp.zeros((n, 2, 2)),
+    active=jax.random.bernoulli(keys[5], 0.5, (n, 2)),
+    acc_impulse_normal=jnp.ones((n, 2)),
+    acc_impulse_tangent=-jnp.ones((n, 2)),
+    restitution_velocity_target=jnp.zeros((n, 2)),
+  )
+  a, b = box(0), box(1)
+  expected = jax.jit(jax.vmap(generate_manifolds_polygon_polygon))(a, b, warm)
+  got = jax.jit(jax.vmap(quad_quad_manifolds))(a, b, warm)
+  assert 0.2 * n < int(expected.active[:, 0].sum()) < 0.8 * n  # both cases are common
+  assert int(expected.active[:, 1].sum()) > 0.1 * n  # and two-point contacts
+  np.testing.assert_array_equal(got.active, expected.active)
+  for name in ("normal", "penetration", "collision_point", "restitution_velocity_target"):
+    np.testing.assert_allclose(getattr(got, name), getattr(expected, name), atol=2e-5)
+  for name in ("acc_impulse_normal", "acc_impulse_tangent"):
+    np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+
+
+def test_pair_tables_hold_only_pairs_that_can_touch():
+  """Walls, static balls and the static bar never meet each other; welded parts never meet."""
+  polygon_polygon, circle_polygon, circle_circle = phyre.engine.PAIR_TABLES
+  assert (len(polygon_polygon), len(circle_polygon), len(circle_circle)) == (91, 115, 24)
+  slot = phyre.engine._BODY_SLOT
+  dynamic = (slot >= 0) & phyre.SLOT_DYNAMIC[np.maximum(slot, 0)]
+  every = np.concatenate(phyre.engine.PAIR_TABLES)
+  assert dynamic[every].any(-1).all()
+  for group in (phyre.KIND_SLOTS["dynamic_jar"], phyre.KIND_SLOTS["dynamic_standingsticks"]):
+    assert not np.isin(slot[every], group).all(-1).any()
+  assert len({tuple(sorted(pair)) for pair in every.tolist()}) == len(every)  # no pair twice
+
+
+@pytest.fixture(scope="module")
+def every_template(scene):
+  """One placement of each of the 70 templates."""
   params = np.stack([np.arange(10000, 10070), np.arange(70) % 100], -1).astype(np.int32)
-  state = scene.place(jax.random.split(jax.random.key(2), 70), params)
-  traj = scene.rollout(state)
+  return scene.place(jax.random.split(jax.random.key(2), 70), params)
+
+
+@pytest.mark.slow
+def test_contacts_stay_within_the_engines_capacities(every_template):
+  """No step of 32 frames of any template finds more candidate pairs or contact points than the
+  engine keeps (the surplus would be ignored)."""
+  load = np.asarray(phyre.contact_load(every_template, sims.NUM_FRAMES)).max(0)
+  capacity = np.array([*phyre.CANDIDATES, phyre.CONTACT_POINTS])
+  assert np.all(load <= capacity), (load, capacity)
+
+
+@pytest.mark.slow
+def test_full_rollouts_are_stable_for_every_template(scene, every_template):
+  """32 frames (10.7 s) of every template: no tunnelling, no escape, rigid welds, no energy."""
+  traj = scene.rollout(every_template)
   active = np.asarray(traj.active)
   between, walls = overlaps(
     jnp.moveaxis(traj.position, 1, 0), jnp.moveaxis(traj.angle, 1, 0), traj.shape, traj.size, active

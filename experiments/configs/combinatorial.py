@@ -15,8 +15,9 @@ The tiny sizes (micro, tiny, small) get a CPU recipe: float32, batch 16, learnin
 the flow objective predicting each frame's change from the context frame, which every frame
 position also sees (`prediction="residual"`, `context_input="held"`: a fresh model is copy_last,
 so the steps go to what moves), 1500 steps on a cache of 1024 training videos simulated once
-(`data.cache`: jax2d simulates about 4 videos/s on 2 cores, too slow to run in every step), 32
-evaluation cases per split and 8 sampling steps. It beats copy_last and blank on the generated
+(`data.cache`: the run below was made with stock jax2d, when simulating took 71 % of a CPU step;
+`sims/phyre/engine.py` takes 16 %, docs/benchmarks.md), 32 evaluation cases per split and 8
+sampling steps. It beats copy_last and blank on the generated
 frames (in-template PSNR 31.2 against 26.6 and 21.6, LPIPS 0.039 against 0.074 and 0.57) and
 its red ball follows the true one in 29 of 32 cases. About 30 minutes on 2 idle cores with the
 report (docs/combinatorial_cpu.md has its numbers, timings and filmstrip):

@@ -54,11 +54,18 @@ and the physical constants of world.py. Trajectories are `sims.BodyTrajectory`, 
 
 Files: world.py (constants, kinds, slots, BodyState), templates.py (templates, subsets, splits),
 geometry.py (overlaps, masses, energy), builders.py (the study's object builders), placement.py
-(placing a task's objects and the red ball), engine.py (the simulator), scene.py (Phyre).
+(placing a task's objects and the red ball), contacts.py (jax2d's box-box contact manifold,
+without sorts), engine.py (the simulator), scene.py (Phyre).
 """
 
 from sims.core import WORLD_SIZE
-from sims.phyre.engine import CANDIDATES, CONTACT_POINTS, contact_load, simulate
+from sims.phyre.engine import (
+  CANDIDATES,
+  CONTACT_POINTS,
+  contact_load,
+  simulate,
+  simulate_with_jax2d,
+)
 from sims.phyre.geometry import mass_and_inertia, mechanical_energy, separations, wall_penetration
 from sims.phyre.placement import (
   MIN_GAP,
@@ -160,5 +167,6 @@ __all__ = [
   "mechanical_energy",
   "separations",
   "simulate",
+  "simulate_with_jax2d",
   "wall_penetration",
 ]

@@ -10,8 +10,10 @@ and Baumgarte bias, its fixed joints) and changes what they are applied to:
   static bar) and the parts of one welded body (jar, sticks). PAIR_TABLES lists the rest.
 - A broad phase (axis-aligned bounding boxes) picks the pairs that may touch this step; at most
   CANDIDATES of each type (polygon-polygon, circle-polygon, circle-circle) go to the narrow phase.
+- Polygon pairs use `contacts.quad_quad_manifolds`, jax2d's box-box manifold without its sorts.
 - Of their manifold points, the active ones (at most CONTACT_POINTS) enter the solver, which runs
-  sequential impulses (Gauss-Seidel, as Box2D) on velocity Jacobians built once a step.
+  sequential impulses (Gauss-Seidel, as Box2D) on velocity Jacobian rows built once a step, each
+  over the two bodies of its contact.
 
 `contact_load` reports the largest candidate and contact counts a rollout needed; the tests check
 that the study's templates stay within the capacities.
@@ -34,6 +36,7 @@ from jax2d import joint as jax2d_joint
 from jax2d.sim_state import CollisionManifold, Joint, RigidBody, SimParams, StaticSimParams
 
 from sims.core import BodyTrajectory
+from sims.phyre.contacts import quad_quad_manifolds
 from sims.phyre.geometry import _rotate, _world_half_extents, mass_and_inertia
 from sims.phyre.world import (
   ANGULAR_DAMPING,
@@ -198,20 +201,21 @@ def _may_touch(first: int, second: int) -> bool:
   return any(dynamic) and not welded
 
 
-def _pairs(first: range, second: range, ordered: bool) -> np.ndarray:
-  pairs = itertools.combinations(first, 2) if ordered else itertools.product(first, second)
+def _pairs(first: range, second: range) -> np.ndarray:
+  """The pairs that may touch, one of `first` and one of `second` (each pair once)."""
+  pairs = itertools.combinations(first, 2) if first == second else itertools.product(first, second)
   return np.array([p for p in pairs if _may_touch(*p)], np.int32).reshape(-1, 2)
 
 
 _POLYGONS, _CIRCLES = range(NUM_POLYGONS), range(NUM_POLYGONS, NUM_BODIES)
 # Body pairs per manifold type, in jax2d's argument order (a circle before a polygon).
 PAIR_TABLES = (
-  _pairs(_POLYGONS, _POLYGONS, ordered=True),
-  _pairs(_CIRCLES, _POLYGONS, ordered=False),
-  _pairs(_CIRCLES, _CIRCLES, ordered=True),
+  _pairs(_POLYGONS, _POLYGONS),
+  _pairs(_CIRCLES, _POLYGONS),
+  _pairs(_CIRCLES, _CIRCLES),
 )
 _MANIFOLDS = (
-  jax2d_collision.generate_manifolds_polygon_polygon,  # two points per pair
+  quad_quad_manifolds,  # jax2d's polygon-polygon manifold (two points per pair), gather-free
   jax2d_collision.generate_manifold_circle_polygon,
   jax2d_collision.generate_manifold_circle_circle,
 )
@@ -316,10 +320,12 @@ def _manifolds(world: _World, found) -> tuple[CollisionManifold, jax.Array, jax.
 
 @struct.dataclass
 class _Contacts:
-  """The solver's contact points [CONTACT_POINTS]: velocity Jacobian rows over the flattened
-  body velocities (vx, vy, w per body) along the normal and the tangent, the same rows weighted
-  by inverse masses, effective masses, velocity targets, friction, and accumulated impulses."""
+  """The solver's contact points [CONTACT_POINTS]: the two bodies of each, the velocity Jacobian
+  rows [2, 3] over their velocities (vx, vy, w) along the normal and the tangent, the same rows
+  weighted by inverse masses, effective masses, velocity targets, friction, and accumulated
+  impulses."""
 
+  pair: jax.Array
   normal_row: jax.Array
   tangent_row: jax.Array
   normal_push: jax.Array
@@ -341,21 +347,19 @@ def _contacts(bodies: RigidBody, points: CollisionManifold, a: jax.Array, b: jax
   r_b = point.collision_point - bodies.position[b]
   normal = point.normal
   tangent = jnp.stack([normal[:, 1], -normal[:, 0]], -1)  # jax2d's vs_cross(normal, 1)
-  on_a, on_b = jax.nn.one_hot(a, NUM_BODIES), jax.nn.one_hot(b, NUM_BODIES)
+  pair = jnp.stack([a, b], -1)
 
   def row(direction):
     at_a = jnp.concatenate([-direction, -_cross(r_a, direction)[:, None]], -1)
     at_b = jnp.concatenate([direction, _cross(r_b, direction)[:, None]], -1)
-    rows = on_a[:, :, None] * at_a[:, None, :] + on_b[:, :, None] * at_b[:, None, :]
-    return rows.reshape(len(index), NUM_BODIES * 3)
+    return jnp.stack([at_a, at_b], 1)
 
   inverse = jnp.stack([bodies.inverse_mass, bodies.inverse_mass, bodies.inverse_inertia], -1)
-  inverse = inverse.reshape(-1)
   normal_row, tangent_row = row(normal), row(tangent)
-  normal_push, tangent_push = normal_row * inverse, tangent_row * inverse
+  normal_push, tangent_push = normal_row * inverse[pair], tangent_row * inverse[pair]
   # jax2d's zero_to_one guard on the effective masses.
-  normal_mass = jnp.sum(normal_row * normal_push, -1)
-  tangent_mass = jnp.sum(tangent_row * tangent_push, -1)
+  normal_mass = jnp.sum(normal_row * normal_push, (-1, -2))
+  tangent_mass = jnp.sum(tangent_row * tangent_push, (-1, -2))
   bias = (
     -_SIM_PARAMS.baumgarte_coefficient_collision
     / _SIM_PARAMS.dt
@@ -368,6 +372,7 @@ def _contacts(bodies: RigidBody, points: CollisionManifold, a: jax.Array, b: jax
     & bodies.active[b]
   )
   contacts = _Contacts(
+    pair=pair,
     normal_row=normal_row,
     tangent_row=tangent_row,
     normal_push=normal_push,
@@ -384,12 +389,12 @@ def _contacts(bodies: RigidBody, points: CollisionManifold, a: jax.Array, b: jax
   return contacts, jnp.where(real, index, len(points.active)), count
 
 
-def _flat(bodies: RigidBody) -> jax.Array:
-  return jnp.concatenate([bodies.velocity, bodies.angular_velocity[:, None]], -1).reshape(-1)
+def _velocities(bodies: RigidBody) -> jax.Array:
+  """[NUM_BODIES, 3]: vx, vy, w."""
+  return jnp.concatenate([bodies.velocity, bodies.angular_velocity[:, None]], -1)
 
 
-def _with_flat(bodies: RigidBody, velocities: jax.Array) -> RigidBody:
-  velocities = velocities.reshape(NUM_BODIES, 3)
+def _with_velocities(bodies: RigidBody, velocities: jax.Array) -> RigidBody:
   return bodies.replace(velocity=velocities[:, :2], angular_velocity=velocities[:, 2])
 
 
@@ -424,25 +429,17 @@ def _solve_joint(carry, k):
   return (bodies, joints), None
 
 
-def _solve_contact(carry, k):
-  """jax2d's contact impulse of point k: clamped normal impulse, then Coulomb friction."""
-  velocities, contacts = carry
-  c = _take(contacts, k)
-  normal = jnp.maximum(
-    c.normal_impulse + (c.target - c.normal_row @ velocities) / c.normal_mass, 0.0
-  )
+def _solve_contact(velocities: jax.Array, c: _Contacts):
+  """jax2d's contact impulse of one point: clamped normal impulse, then Coulomb friction."""
+  speed = jnp.sum(c.normal_row * velocities[c.pair])
+  normal = jnp.maximum(c.normal_impulse + (c.target - speed) / c.normal_mass, 0.0)
   normal = jnp.where(c.live, normal, 0.0)
-  velocities = velocities + c.normal_push * (normal - c.normal_impulse)
+  velocities = velocities.at[c.pair].add(c.normal_push * (normal - c.normal_impulse))
   bound = c.friction * normal
-  tangent = jnp.clip(
-    c.tangent_impulse - (c.tangent_row @ velocities) / c.tangent_mass, -bound, bound
-  )
-  velocities = velocities + c.tangent_push * (tangent - c.tangent_impulse)
-  contacts = contacts.replace(
-    normal_impulse=contacts.normal_impulse.at[k].set(normal),
-    tangent_impulse=contacts.tangent_impulse.at[k].set(tangent),
-  )
-  return (velocities, contacts), None
+  slip = jnp.sum(c.tangent_row * velocities[c.pair])
+  tangent = jnp.clip(c.tangent_impulse - slip / c.tangent_mass, -bound, bound)
+  velocities = velocities.at[c.pair].add(c.tangent_push * (tangent - c.tangent_impulse))
+  return velocities, (normal, tangent)
 
 
 def _store(world: _World, found, points: CollisionManifold, where, contacts: _Contacts):
@@ -482,10 +479,12 @@ def _step(world: _World, iterations: int) -> tuple[_World, jax.Array]:
   points, a, b = _manifolds(world, found)
   contacts, where, count = _contacts(bodies, points, a, b)
   # Warm start: last step's impulses of the contacts that persist, and of the joints.
-  velocities = _flat(bodies)
-  velocities += contacts.normal_push.T @ contacts.normal_impulse
-  velocities += contacts.tangent_push.T @ contacts.tangent_impulse
-  bodies, joints = _with_flat(bodies, velocities), world.joints
+  push = (
+    contacts.normal_push * contacts.normal_impulse[:, None, None]
+    + contacts.tangent_push * contacts.tangent_impulse[:, None, None]
+  )
+  velocities = _velocities(bodies).at[contacts.pair.reshape(-1)].add(push.reshape(-1, 3))
+  bodies, joints = _with_velocities(bodies, velocities), world.joints
   warm = jax.vmap(jax2d_joint.resolve_joint_warm_start)(
     _take(bodies, joints.a_index), _take(bodies, joints.b_index), joints
   )
@@ -495,10 +494,9 @@ def _step(world: _World, iterations: int) -> tuple[_World, jax.Array]:
   def iteration(carry, _):
     bodies, joints, contacts = carry
     (bodies, joints), _ = jax.lax.scan(_solve_joint, (bodies, joints), jnp.arange(len(pair) // 2))
-    (velocities, contacts), _ = jax.lax.scan(
-      _solve_contact, (_flat(bodies), contacts), jnp.arange(CONTACT_POINTS)
-    )
-    return (_with_flat(bodies, velocities), joints, contacts), None
+    velocities, (normal, tangent) = jax.lax.scan(_solve_contact, _velocities(bodies), contacts)
+    contacts = contacts.replace(normal_impulse=normal, tangent_impulse=tangent)
+    return (_with_velocities(bodies, velocities), joints, contacts), None
 
   (bodies, joints, contacts), _ = jax.lax.scan(
     iteration, (bodies, joints, contacts), None, length=iterations
@@ -544,7 +542,11 @@ def _run(state: BodyState, num_frames: int, iterations: int):
     return slots, load.max(0)
 
   (position, angle, velocity, angular_velocity), load = jax.vmap(one)(state)
-  traj = BodyTrajectory(
+  return _trajectory(state, position, angle, velocity, angular_velocity), load
+
+
+def _trajectory(state: BodyState, position, angle, velocity, angular_velocity) -> BodyTrajectory:
+  return BodyTrajectory(
     position=position,
     angle=angle,
     velocity=velocity,
@@ -555,7 +557,6 @@ def _run(state: BodyState, num_frames: int, iterations: int):
     dynamic=state.dynamic,
     active=state.active,
   )
-  return traj, load
 
 
 @functools.partial(jax.jit, static_argnames=("num_frames", "iterations"))
@@ -574,3 +575,44 @@ def contact_load(
   polygon, circle-polygon, circle-circle) and active contact points any step of the rollout had;
   above CANDIDATES or CONTACT_POINTS the surplus was ignored."""
   return _run(state, num_frames, iterations)[1]
+
+
+JAX2D_SOLVER_ITERATIONS = 20  # what the scene ran on stock jax2d before this engine
+
+
+@functools.partial(jax.jit, static_argnames=("num_frames", "iterations"))
+def simulate_with_jax2d(
+  state: BodyState, num_frames: int, iterations: int = JAX2D_SOLVER_ITERATIONS
+) -> BodyTrajectory:
+  """The same world stepped by stock jax2d (`PhysicsEngine.step`, every pair in every iteration):
+  the engine this one replaces, kept as the reference for tests and benchmarks."""
+  static = _STATIC_SIM_PARAMS.replace(num_solver_iterations=iterations)
+  with jax.ensure_compile_time_eval():  # its constructor runs eagerly; keep it out of the trace
+    stock = jax2d_engine.PhysicsEngine(static)
+  actions = jnp.zeros(static.num_joints + static.num_thrusters)
+  damping = 1.0 / (1.0 + _SIM_PARAMS.dt * ANGULAR_DAMPING)
+
+  def step(sim, _):
+    sim = stock.step(sim, _SIM_PARAMS, actions)[0]
+    return sim.replace(
+      polygon=sim.polygon.replace(angular_velocity=sim.polygon.angular_velocity * damping),
+      circle=sim.circle.replace(angular_velocity=sim.circle.angular_velocity * damping),
+    ), None
+
+  def read(sim):
+    def slots(field):
+      return jnp.concatenate([getattr(sim.circle, field), getattr(sim.polygon, field)[_NUM_WALLS:]])
+
+    return tuple(slots(f) for f in ("position", "rotation", "velocity", "angular_velocity"))
+
+  def one(example: BodyState):
+    def frame(sim, _):
+      sim = jax.lax.scan(step, sim, None, length=STEPS_PER_FRAME)[0]
+      return sim, read(sim)
+
+    sim = _to_sim(example)
+    later = jax.lax.scan(frame, sim, None, length=num_frames - 1)[1]
+    return jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), read(sim), later)
+
+  position, angle, velocity, angular_velocity = jax.vmap(one)(state)
+  return _trajectory(state, position, angle, velocity, angular_velocity)

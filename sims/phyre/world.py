@@ -23,6 +23,8 @@ FRICTION = 0.5
 RESTITUTION = 0.2
 ANGULAR_DAMPING = 0.01
 DENSITY = 1.0
+# Sequential-impulse sweeps a step: 10 keep every physics check of tests/phyre_test.py (20 were what
+# stock jax2d ran here).
 SOLVER_ITERATIONS = 10
 BAUMGARTE = 0.1
 BAR_THICKNESS = WORLD_SIZE / 50
