@@ -42,10 +42,10 @@ mechanisms: $(STAMP)
 	  --runs='$(MECHANISMS)/*'
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 test-slow: $(STAMP)
-	RUN_SLOW=1 $(VENV)/bin/python -m pytest -q -m slow
+	RUN_SLOW=1 $(VENV)/bin/python -m pytest -q -m slow --durations=25
 
 test-all: $(STAMP)
 	RUN_SLOW=1 $(VENV)/bin/python -m pytest -q

@@ -258,6 +258,29 @@ assert set(np.asarray(state0.template[:2]).tolist()) <= set(phyre.templates("tra
 assert set(np.asarray(state0.template[2:]).tolist()) <= set(phyre.templates("out_of_template"))
 
 # %% [markdown]
+# ## 3-D worlds
+#
+# `bounce3d`, `rolling3d` and `collision3d` are spheres on a floor simulated by brax's MJX
+# pipeline (z up, metres, frame k at t = k / 24 s). Their states are `sims.Bodies3D`, their
+# rollouts `sims.Trajectory3D` (positions [n, T, K, 3], orientations as quaternions), and the
+# same `sims.render` draws them: a perspective camera, one light, cast shadows, a checkered floor.
+
+# %%
+bounce = sims.make("bounce3d")
+state0 = bounce.sample(jax.random.key(0), 2, "id")
+traj = bounce.rollout(state0, num_frames=32)  # traj.position [2, 32, 1, 3]
+frames = sims.render(traj, resolution=128)
+figure = Figure(figsize=(10, 3.8))
+rows = figure.subplots(2, 6)
+for i, row in enumerate(rows):
+  restitution = float(state0.restitution[i])
+  filmstrip(row, frames[i], (0, 6, 12, 18, 24, 31), f"e = {restitution:.2f}", dt=bounce.frame_dt)
+save(figure, "bounce3d.png")
+height = np.asarray(traj.position[:, :, 0, 2] - state0.size[:, None, 0])  # of the ball's bottom
+rising = np.diff(np.asarray(traj.velocity[:, :, 0, 2]), axis=1) > 0.5  # a bounce turns vz up
+assert height.min() > -0.01 and rising.any(1).all()  # it lands, and bounces off the floor
+
+# %% [markdown]
 # ## A training set with a hole
 #
 # `train_speeds` restricts "train" to speed intervals and adds the rest of the training range

@@ -1,8 +1,9 @@
 """The extras of the physworld distribution and the check that a part's extra is installed.
 
-`pip install physworld` installs the `sims` library alone; `worldmodel` needs the "train" extra
-and `experiments` "all" (train and eval). Each of those packages calls `require_extra` first, so
-importing it without its extra is one line naming what to install.
+`pip install physworld` installs the `sims` library alone; its 3-D scenes need the "world3d"
+extra, `worldmodel` the "train" extra and `experiments` "all" (train, eval and world3d). Each of
+those calls `require_extra` first, so using it without its extra is one line naming what to
+install.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "etils",
   ),
 }
-EXTRAS["all"] = EXTRAS["train"] + EXTRAS["eval"]
+EXTRAS["world3d"] = ("brax", "mujoco")
+EXTRAS["all"] = EXTRAS["train"] + EXTRAS["eval"] + EXTRAS["world3d"]
 
 
 def _installed(module: str) -> bool:

@@ -49,6 +49,7 @@ def test_stored_eval_set_gives_identical_numbers(tmp_path):
   assert simulated["id"]["cases"] == 3 and "ood_v_low" in simulated
 
 
+@pytest.mark.slow
 def test_baselines_are_scored_beside_the_model_with_the_same_keys(tmp_path):
   config = small_config()
   config.eval.physics_score = True

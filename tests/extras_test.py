@@ -23,6 +23,8 @@ NOT_SIMS = (
   "h5py",
   "imageio",
   "PIL",
+  "brax",
+  "mujoco",
   "worldmodel",
   "experiments",
 )
@@ -61,6 +63,15 @@ def test_a_missing_extra_is_one_line_naming_it(part, extra, missing):
   assert result.stderr.strip().splitlines()[-1] == (
     f'ImportError: {part} needs the "{extra}" extra: pip install "physworld[{extra}]" '
     f"(missing module {module})"
+  )
+
+
+def test_a_3d_scene_without_its_extra_is_one_line_naming_it():
+  result = run_python("import sys, sims; sys.modules['brax'] = None; sims.make('bounce3d')")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+    "ImportError: sims.make('bounce3d') needs the \"world3d\" extra: "
+    'pip install "physworld[world3d]" (missing module brax)'
   )
 
 

@@ -62,7 +62,7 @@ def _looped_blocks(blocks, x, time_modulation, angles, grid, *, remat):
   "options",
   [
     dict(attention="full"),
-    dict(attention="factorized", remat=True),
+    pytest.param(dict(attention="factorized", remat=True), marks=pytest.mark.slow),
     pytest.param(
       dict(attention="factorized", context_input="held", guide_channels=2, state_features=3),
       marks=pytest.mark.slow,

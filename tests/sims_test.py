@@ -38,6 +38,7 @@ def test_parabola_accelerates_at_minus_2_5_in_y_only():
   np.testing.assert_allclose(traj.velocity[:, -1, :, 0], state.velocity[..., 0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_collision_conserves_momentum_and_energy_and_matches_1d_formula():
   _, state, traj = rollout("collision", n=256)
   mass = np.asarray(state.mass)

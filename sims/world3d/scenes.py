@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from physworld import require_extra
 from sims.core import NUM_FRAMES, RED, Scene
 from sims.params import Bands, make_space
 from sims.world3d.bodies import SPHERE, Bodies3D, Trajectory3D
@@ -105,6 +106,7 @@ class Scene3D(Scene):
     check_range("rolling_friction", rolling_friction, 0.0, 1.0)
     self.restitution, self.friction = float(restitution), float(friction)
     self.rolling_friction = float(rolling_friction)
+    require_extra(f"sims.make({self.name!r})", "world3d")
     from sims.world3d import mjcf  # lazily: brax and mujoco load with the first 3-D scene
 
     shapes = (SPHERE,) * self.num_objects
