@@ -19,6 +19,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from brax import math
 from brax.mjx import pipeline
@@ -137,3 +138,28 @@ def simulate(layout: mjcf.Layout, state: Bodies3D, num_frames: int) -> Trajector
     color=state.color,
     active=state.active,
   )
+
+
+def mujoco_model(layout: mjcf.Layout, example: Bodies3D) -> tuple[mujoco.MjModel, mujoco.MjData]:
+  """MuJoCo's C model of one example (unbatched, numpy fields, materials set) on the same MJCF,
+  and its data at the example's state."""
+  model = mjcf.mj_model(layout, example_fields(layout, example, xp=np))
+  data = mujoco.MjData(model)
+  q0, qd0 = initial_coordinates(jax.tree.map(jnp.asarray, example))
+  data.qpos[:], data.qvel[:] = q0, qd0
+  return model, data
+
+
+def run_mujoco(
+  layout: mjcf.Layout, model: mujoco.MjModel, data: mujoco.MjData, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+  """Steps `data` with MuJoCo's C engine: positions [T, K, 3] and orientations [T, K, 4], frame 0
+  being its state. With `mujoco_model`, the reference for the tests and
+  benchmarks/world3d_throughput.py."""
+  frames = [data.qpos.copy()]
+  for _ in range(num_frames - 1):
+    for _ in range(layout.substeps):
+      mujoco.mj_step(model, data)
+    frames.append(data.qpos.copy())
+  q = np.stack(frames).reshape(num_frames, -1, 7)
+  return q[..., :3], q[..., 3:]

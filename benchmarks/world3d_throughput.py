@@ -1,0 +1,222 @@
+"""Videos per second of the 3-D scenes: JAX (MJX + ray caster) next to MuJoCo C + a numpy renderer.
+
+    python -m benchmarks.world3d_throughput --scenes bounce3d,rolling3d,collision3d \
+        --batch 4,16 --resolution 64 --frames 32
+
+JAX side, per scene and batch size: `scene.sample` + `scene.rollout` (brax's MJX pipeline, 80
+steps a frame) jitted as one function, and `sims.render` (the differentiable ray caster,
+`sims.world3d.render`) jitted on its own; each compiled ahead of time and timed with
+`block_until_ready`, best of `--repeats`. A pipeline's rate is batch / (simulate + render
+seconds); the best batch size is compared.
+
+Reference side, on `--reference_videos` training scenes: MuJoCo's C engine (`mujoco.mj_step`,
+float64, one model per video, one thread) on the same MJCF and parameters
+(`sims.world3d.engine.mujoco_model` and `run_mujoco`; building the models, partly with eager JAX
+conversions, is reported as `setup_s_per_video` and not counted in the rate), then
+`numpy_render`: one hard-edged ray per pixel through the same camera, spheres in closed form,
+the checkered floor point-sampled, Lambertian light plus ambient and hard shadows toward the
+same light. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import jax
+import mujoco
+import numpy as np
+
+import sims
+from benchmarks.sim_throughput import best_seconds, compile_ahead, machine_info
+from sims.world3d import engine
+from sims.world3d.render import (
+  AMBIENT,
+  DEFAULT_CAMERA,
+  DEFAULT_LIGHT,
+  DIFFUSE,
+  FLOOR_GREYS,
+  SKY,
+  TILE,
+)
+
+
+def _camera_rays(resolution: int) -> tuple[np.ndarray, np.ndarray]:
+  """The default camera's eye [3] and unit ray directions [H, W, 3] (row 0 at the top)."""
+  eye = np.asarray(DEFAULT_CAMERA.position, np.float64)
+  forward = np.asarray(DEFAULT_CAMERA.look_at) - eye
+  forward /= np.linalg.norm(forward)
+  right = np.cross(forward, DEFAULT_CAMERA.up)
+  right /= np.linalg.norm(right)
+  up = np.cross(right, forward)
+  half = np.tan(np.deg2rad(DEFAULT_CAMERA.fov) / 2)
+  centres = ((np.arange(resolution) + 0.5) / resolution * 2 - 1) * half
+  rays = forward + centres[None, :, None] * right - centres[:, None, None] * up
+  return eye, rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _sphere_hits(origin, direction, centres, radii) -> np.ndarray:
+  """Nearest positive distances [..., K] of rays to spheres (inf where missed)."""
+  offset = origin[..., None, :] - centres  # [..., K, 3]
+  b = np.sum(offset * direction[..., None, :], -1)
+  c = np.sum(offset**2, -1) - radii**2
+  disc = b**2 - c
+  t = -b - np.sqrt(np.maximum(disc, 0.0))
+  return np.where((disc > 0) & (t > 1e-6), t, np.inf)
+
+
+def numpy_render(
+  positions: np.ndarray, radii: np.ndarray, colors: np.ndarray, resolution: int
+) -> np.ndarray:
+  """uint8 frames [T, H, W, 3] of spheres (positions [T, K, 3], radii [K], colours [K, 3])."""
+  eye, rays = _camera_rays(resolution)
+  light = np.asarray(DEFAULT_LIGHT, np.float64)
+  light /= np.linalg.norm(light)
+  floor_t = np.where(rays[..., 2] < 0, -eye[2] / np.minimum(rays[..., 2], -1e-9), np.inf)
+  floor_point = eye + np.where(np.isfinite(floor_t), floor_t, 0.0)[..., None] * rays
+  tile = (np.floor(floor_point[..., 0] / TILE) + np.floor(floor_point[..., 1] / TILE)) % 2
+  floor_albedo = np.where(tile == 0, FLOOR_GREYS[1], FLOOR_GREYS[0])[..., None]
+  frames = np.empty((len(positions), resolution, resolution, 3), np.uint8)
+  for k, centres in enumerate(positions):
+    hits = _sphere_hits(eye, rays, centres, radii)  # [H, W, K]
+    nearest = hits.argmin(-1)
+    sphere_t = hits.min(-1)
+    on_sphere = sphere_t < floor_t
+    t = np.where(on_sphere, sphere_t, floor_t)
+    point = eye + np.where(np.isfinite(t), t, 0.0)[..., None] * rays
+    normal = np.where(
+      on_sphere[..., None], (point - centres[nearest]) / radii[nearest][..., None], [0, 0, 1]
+    )
+    albedo = np.where(on_sphere[..., None], colors[nearest], floor_albedo)
+    shadowed = np.isfinite(_sphere_hits(point + 1e-4 * normal, light, centres, radii)).any(-1)
+    shade = AMBIENT + DIFFUSE * np.maximum(normal @ light, 0.0) * ~shadowed
+    color = np.where(np.isfinite(t)[..., None], albedo * shade[..., None], SKY)
+    frames[k] = np.round(np.clip(color, 0.0, 1.0) * 255)
+  return frames
+
+
+def _time_jax(scene, batches: Sequence[int], resolution: int, num_frames: int, repeats: int):
+  keys = [jax.random.key(repeat) for repeat in range(repeats)]
+  rates = {}
+  for batch in batches:
+
+    def simulate(key, batch=batch):
+      return scene.rollout(scene.sample(key, batch, "train"), num_frames)
+
+    simulate_fn, simulate_compile_s = compile_ahead(simulate, keys[0])
+    simulate_s = best_seconds(lambda repeat, fn=simulate_fn: fn(keys[repeat]), repeats)
+    traj = simulate_fn(keys[0])
+    draw_fn, draw_compile_s = compile_ahead(lambda t: sims.render(t, resolution), traj)
+    draw_s = best_seconds(lambda _, fn=draw_fn, t=traj: fn(t), repeats)
+    rates[f"batch{batch}"] = {
+      "videos_per_s": round(batch / (simulate_s + draw_s), 3),
+      "simulate_s": round(simulate_s, 4),
+      "render_s": round(draw_s, 4),
+      "compile_s": round(simulate_compile_s + draw_compile_s, 2),
+    }
+  return rates
+
+
+def _time_reference(scene, videos: int, resolution: int, num_frames: int, repeats: int):
+  state = scene.with_materials(scene.sample(jax.random.key(123), videos, "train"))
+  examples = [
+    jax.tree.map(lambda x, i=i: np.asarray(x[i], np.float64), state) for i in range(videos)
+  ]
+
+  start = time.perf_counter()
+  models = [engine.mujoco_model(scene.layout, e) for e in examples]
+  setup_s = time.perf_counter() - start
+  initial = [mujoco.MjData(model) for model, _ in models]
+  for (_, data), copy in zip(models, initial, strict=True):
+    copy.qpos[:], copy.qvel[:] = data.qpos, data.qvel
+
+  def simulate(_):
+    runs = []
+    for (model, data), first in zip(models, initial, strict=True):
+      mujoco.mj_copyData(data, model, first)  # every repeat starts from the initial state
+      runs.append(engine.run_mujoco(scene.layout, model, data, num_frames)[0])
+    return runs
+
+  simulate_s = best_seconds(simulate, repeats)
+  positions = simulate(0)
+
+  def draw(_):
+    return [
+      numpy_render(p, e.size, e.color, resolution) for p, e in zip(positions, examples, strict=True)
+    ]
+
+  render_s = best_seconds(draw, repeats)
+  return {
+    "videos_per_s": round(videos / (simulate_s + render_s), 3),
+    "setup_s_per_video": round(setup_s / videos, 5),
+    "simulate_s_per_video": round(simulate_s / videos, 5),
+    "render_s_per_video": round(render_s / videos, 5),
+  }
+
+
+def benchmark(
+  names: Sequence[str],
+  batches: Sequence[int],
+  resolution: int,
+  num_frames: int,
+  reference_videos: int,
+  repeats: int,
+) -> dict[str, object]:
+  """Both pipelines' rates per scene, and the best JAX rate over Mujoco C + numpy's."""
+  report = {}
+  for name in names:
+    with contextlib.redirect_stdout(sys.stderr):  # mujoco's notes on optional backends
+      scene = sims.make(name)
+    jax_rates = _time_jax(scene, batches, resolution, num_frames, repeats)
+    reference = _time_reference(scene, reference_videos, resolution, num_frames, repeats)
+    best = max(rate["videos_per_s"] for rate in jax_rates.values())
+    report[name] = {
+      "jax": jax_rates,
+      "mujoco_c_numpy": reference,
+      "jax_over_reference": round(best / reference["videos_per_s"], 4),
+    }
+  return report
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--scenes", default="bounce3d,rolling3d,collision3d")
+  parser.add_argument("--batch", default="4,16", help="comma-separated videos per JAX call")
+  parser.add_argument("--resolution", type=int, default=64)
+  parser.add_argument("--frames", type=int, default=sims.NUM_FRAMES)
+  parser.add_argument("--reference_videos", type=int, default=4, help="videos per MuJoCo run")
+  parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+  """Runs the benchmark, prints it as one JSON object and returns it."""
+  args = parse_args(argv)
+  names = args.scenes.split(",")
+  for name in names:
+    sims.check_choice("scene", name, ("bounce3d", "rolling3d", "collision3d"))
+  start = time.perf_counter()
+  scenes = benchmark(
+    names,
+    [int(b) for b in args.batch.split(",")],
+    args.resolution,
+    args.frames,
+    args.reference_videos,
+    args.repeats,
+  )
+  report = {
+    "machine": machine_info(),
+    "settings": {k: getattr(args, k) for k in vars(args)},
+    "scenes": scenes,
+    "wall_s": round(time.perf_counter() - start, 1),
+  }
+  print(json.dumps(report, indent=2))
+  return report
+
+
+if __name__ == "__main__":
+  main()
