@@ -38,7 +38,7 @@ from sims.optical_flow import flow
 from sims.phyre import Phyre
 from sims.rendering import render
 from sims.single_ball import Parabola, UniformMotion
-from sims.world3d import Bodies3D, Bounce3D, Collision3D, Rolling3D, Trajectory3D
+from sims.world3d import Bodies3D, Bounce3D, Collision3D, Movi, Rolling3D, Trajectory3D
 
 _SCENES: dict[str, type[Scene]] = {
   "uniform_motion": UniformMotion,
@@ -49,6 +49,7 @@ _SCENES: dict[str, type[Scene]] = {
   "bounce3d": Bounce3D,
   "rolling3d": Rolling3D,
   "collision3d": Collision3D,
+  "movi": Movi,
 }
 
 

@@ -13,13 +13,14 @@ from sims.world3d import engine, mjcf, scenes
 
 G = 9.81
 NAMES = ("bounce3d", "rolling3d", "collision3d")
+SCENES = (*NAMES, "movi")
 # Largest position difference (m) from MuJoCo's C simulator over a 32-frame clip.
 # Measured: 7e-5 (bounce3d), 1.3e-5 (rolling3d), 1.1e-2 (collision3d: the oblique hit amplifies
 # float32 rounding).
 C_TOLERANCE = {"bounce3d": 1e-3, "rolling3d": 1e-3, "collision3d": 2e-2}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SCENES)
 def test_contract_and_splits(name):
   scene = sims.make(name)
   assert name in sims.names()
@@ -41,7 +42,7 @@ def test_contract_and_splits(name):
   np.testing.assert_array_equal(state.position, same.position)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SCENES)
 def test_ood_splits_leave_the_training_range(name):
   scene = sims.make(name)
   train = scene.space.in_train

@@ -1,4 +1,4 @@
-"""3-D scenes of spheres on a floor, simulated by brax (MJX pipeline, see `sims.world3d.engine`).
+"""3-D scenes of bodies on a floor, simulated by brax (MJX pipeline, see `sims.world3d.engine`).
 
 Units: metres, seconds, kilograms; z up, the floor is z = 0, gravity 9.81 m/s^2. Frame k of a
 video is the state at t = k * FRAME_DT_3D (1/24 s: a 32-frame clip lasts 1.33 s, long enough for
@@ -27,7 +27,7 @@ POOL_SIZES = {"30K": 30_000, "300K": 300_000, "3M": 3_000_000}
 
 _SPEED = Bands(id=(1.0, 3.0), low=(0.2, 0.6), high=(3.5, 5.0))  # m / s
 _RADIUS = Bands(id=(0.1, 0.2), low=(0.04, 0.07), high=(0.25, 0.35))  # m
-_RESTITUTION = Bands(id=(0.5, 0.9), low=(0.1, 0.35), high=(0.93, 1.0))
+RESTITUTION_BANDS = Bands(id=(0.5, 0.9), low=(0.1, 0.35), high=(0.93, 1.0))
 
 
 def check_range(name: str, value: jax.Array | float | None, low: float, high: float) -> None:
@@ -98,6 +98,11 @@ class Scene3D(Scene):
   frame_dt = FRAME_DT_3D
   condim = 3
 
+  @property
+  def slot_shapes(self) -> tuple[int, ...]:
+    """The shape (SPHERE / CUBE) of each body slot, fixed by the compiled model."""
+    return (SPHERE,) * self.num_objects
+
   def __init__(
     self, *, restitution: float = 0.7, friction: float = 0.5, rolling_friction: float = 0.0
   ):
@@ -109,9 +114,8 @@ class Scene3D(Scene):
     require_extra(f"sims.make({self.name!r})", "world3d")
     from sims.world3d import mjcf  # lazily: brax and mujoco load with the first 3-D scene
 
-    shapes = (SPHERE,) * self.num_objects
     condim = 1 if self.friction == 0.0 else self.condim
-    self.layout = mjcf.Layout(shapes, FRAME_DT_3D, SUBSTEPS, condim=condim)
+    self.layout = mjcf.Layout(self.slot_shapes, FRAME_DT_3D, SUBSTEPS, condim=condim)
     mjcf.system(self.layout)  # built here, once, outside any trace
 
   def with_materials(self, state: Bodies3D) -> Bodies3D:
@@ -159,7 +163,12 @@ class Bounce3D(Scene3D):
   num_objects = 1
   space = make_space(
     ("speed", "angle", "radius", "restitution"),
-    (_SPEED, Bands(id=(0.0, 45.0), low=(-40.0, -10.0), high=(55.0, 80.0)), _RADIUS, _RESTITUTION),
+    (
+      _SPEED,
+      Bands(id=(0.0, 45.0), low=(-40.0, -10.0), high=(55.0, 80.0)),
+      _RADIUS,
+      RESTITUTION_BANDS,
+    ),
     {
       "speed": ("speed",),
       "angle": ("angle",),
@@ -235,7 +244,7 @@ class Collision3D(Scene3D):
   num_objects = 2
   space = make_space(
     ("radius1", "radius2", "speed1", "speed2", "restitution"),
-    (_RADIUS, _RADIUS, _SPEED, _SPEED, _RESTITUTION),
+    (_RADIUS, _RADIUS, _SPEED, _SPEED, RESTITUTION_BANDS),
     {
       "speed": ("speed1", "speed2"),
       "size": ("radius1", "radius2"),
