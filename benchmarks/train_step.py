@@ -9,9 +9,13 @@
     # the combinatorial scene (6 templates), simulated in the step
     python -m benchmarks.train_step --task=phyre --sizes=tiny --resolution=64 --frames=8 \
         --batch=16 --patch=2,8,8 --dtype=float32
+    # a 3-D scene (brax + the ray caster in the step; world3d.py's CPU recipe)
+    python -m benchmarks.train_step --task=bounce3d --sizes=tiny --resolution=64 --frames=8 \
+        --batch=16 --patch=2,8,8 --dtype=float32
 
-For each DiT size: the full jitted step (simulate + render + forward + backward + AdamW + EMA)
-and the data generation alone are timed after compilation (median of --steps calls). Model
+For each DiT size: the full jitted step (simulate + render + forward + backward + AdamW + EMA),
+the data generation alone and its rendering alone are timed after compilation (median of
+--steps calls). Model
 FLOP/s counts 3x the analytic forward FLOPs (forward + backward) per example; the reference peak
 is the best dense matmul FLOP/s measured in the same run, in the same dtype. Prints one JSON
 object.
@@ -28,8 +32,9 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+import sims
 from experiments import train
-from experiments.configs import combinatorial, common
+from experiments.configs import combinatorial, common, world3d
 from worldmodel import data, dit, sharding
 
 
@@ -57,8 +62,10 @@ def matmul_peak(dtype: jnp.dtype, sizes: Sequence[int] = (1024, 2048, 4096)) -> 
 
 
 def _config(args: argparse.Namespace, size: str):
-  """The law task's config, or for `phyre` the combinatorial one (6 templates), simulating in
-  the step rather than from a cache."""
+  """The law task's config, the 3-D scenes' (world3d.py) or for `phyre` the combinatorial one
+  (6 templates), simulating in the step rather than from a cache."""
+  if args.task in world3d.OOD_LEVELS:
+    return world3d.get_config(f"scene={args.task},size={size},data=continuous")
   if args.task != "phyre":
     return common.law_config(args.task, size=size, data="continuous")
   config = combinatorial.get_config(
@@ -99,12 +106,16 @@ def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> 
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
 
-  def generate(key):
-    return data.video_batch(
-      experiment.scene, "train", key, args.batch, args.frames, args.resolution
-    )
+  def simulate(key):
+    return data.trajectory_batch(experiment.scene, "train", key, args.batch, args.frames)
 
-  data_s = _median_seconds(jax.jit(generate), (key,), calls=args.steps)
+  data_s = _median_seconds(
+    jax.jit(lambda k: sims.render(simulate(k), args.resolution)), (key,), calls=args.steps
+  )
+  traj = jax.jit(simulate)(key)
+  render_s = _median_seconds(
+    jax.jit(lambda t: sims.render(t, args.resolution)), (traj,), args.steps
+  )
   model = train.build_model(config, 0, experiment.scene)
   flops = 3 * dit.forward_flops(model) * args.batch
   params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
@@ -116,13 +127,17 @@ def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> 
     "examples_per_s": round(args.batch / step_s, 1),
     "data_s": round(data_s, 4),
     "data_share": round(data_s / step_s, 4),
+    "render_s": round(render_s, 4),
+    "render_share": round(render_s / step_s, 4),
     "model_tflops_per_s": round(flops / step_s / 1e12, 3),
   }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--task", default="uniform_motion", help="a law task, or phyre")
+  parser.add_argument(
+    "--task", default="uniform_motion", help="a law task, phyre, or a 3-D scene (e.g. bounce3d)"
+  )
   parser.add_argument("--sizes", default="S,B", help="comma-separated DiT sizes")
   parser.add_argument("--resolution", type=int, default=128)
   parser.add_argument("--frames", type=int, default=32)

@@ -1,6 +1,6 @@
 """Videos per second of the 3-D scenes: JAX (MJX + ray caster) next to MuJoCo C + a numpy renderer.
 
-    python -m benchmarks.world3d_throughput --scenes bounce3d,rolling3d,collision3d \
+    python -m benchmarks.world3d_throughput --scenes bounce3d,rolling3d,collision3d,movi \
         --batch 4,16 --resolution 64 --frames 32
 
 JAX side, per scene and batch size: `scene.sample` + `scene.rollout` (brax's MJX pipeline, 80
@@ -13,9 +13,9 @@ Reference side, on `--reference_videos` training scenes: MuJoCo's C engine (`muj
 float64, one model per video, one thread) on the same MJCF and parameters
 (`sims.world3d.engine.mujoco_model` and `run_mujoco`; building the models, partly with eager JAX
 conversions, is reported as `setup_s_per_video` and not counted in the rate), then
-`numpy_render`: one hard-edged ray per pixel through the same camera, spheres in closed form,
-the checkered floor point-sampled, Lambertian light plus ambient and hard shadows toward the
-same light. Prints one JSON object.
+`numpy_render`: one hard-edged ray per pixel through the same camera, spheres in closed form and
+cubes by a slab test, the checkered floor point-sampled, Lambertian light plus ambient and hard
+shadows toward the same light. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 import sims
 from benchmarks.sim_throughput import best_seconds, compile_ahead, machine_info
-from sims.world3d import engine
+from sims.world3d import CUBE, engine
 from sims.world3d.render import (
   AMBIENT,
   DEFAULT_CAMERA,
@@ -42,37 +42,56 @@ from sims.world3d.render import (
   FLOOR_GREYS,
   SKY,
   TILE,
+  camera_basis,
+  rotation_matrix,
 )
 
 
 def _camera_rays(resolution: int) -> tuple[np.ndarray, np.ndarray]:
   """The default camera's eye [3] and unit ray directions [H, W, 3] (row 0 at the top)."""
-  eye = np.asarray(DEFAULT_CAMERA.position, np.float64)
-  forward = np.asarray(DEFAULT_CAMERA.look_at) - eye
-  forward /= np.linalg.norm(forward)
-  right = np.cross(forward, DEFAULT_CAMERA.up)
-  right /= np.linalg.norm(right)
-  up = np.cross(right, forward)
-  half = np.tan(np.deg2rad(DEFAULT_CAMERA.fov) / 2)
+  eye, forward, right, up, half = camera_basis(DEFAULT_CAMERA, np)
   centres = ((np.arange(resolution) + 0.5) / resolution * 2 - 1) * half
   rays = forward + centres[None, :, None] * right - centres[:, None, None] * up
-  return eye, rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+  return eye.astype(np.float64), rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
 
-def _sphere_hits(origin, direction, centres, radii) -> np.ndarray:
-  """Nearest positive distances [..., K] of rays to spheres (inf where missed)."""
+def _hits(origin, direction, centres, rotations, sizes, is_cube) -> tuple[np.ndarray, np.ndarray]:
+  """Nearest positive distances [..., K] of rays to spheres and cubes (inf where missed) and the
+  surface normals there [..., K, 3]; rotations [K, 3, 3] are body -> world."""
   offset = origin[..., None, :] - centres  # [..., K, 3]
   b = np.sum(offset * direction[..., None, :], -1)
-  c = np.sum(offset**2, -1) - radii**2
-  disc = b**2 - c
-  t = -b - np.sqrt(np.maximum(disc, 0.0))
-  return np.where((disc > 0) & (t > 1e-6), t, np.inf)
+  disc = b**2 - (np.sum(offset**2, -1) - sizes**2)
+  sphere_t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0.0)), np.inf)
+  # Cubes: the slab test in each body's frame.
+  local_origin = np.einsum("...ki,kij->...kj", offset, rotations)
+  local_direction = np.einsum("...i,kij->...kj", direction, rotations)
+  safe = np.where(np.abs(local_direction) < 1e-12, 1e-12, local_direction)
+  near = np.minimum((-sizes[:, None] - local_origin) / safe, (sizes[:, None] - local_origin) / safe)
+  far = np.maximum((-sizes[:, None] - local_origin) / safe, (sizes[:, None] - local_origin) / safe)
+  entry, exit_ = near.max(-1), far.min(-1)
+  cube_t = np.where(entry <= exit_, entry, np.inf)
+  t = np.where(is_cube, cube_t, sphere_t)
+  t = np.where(t > 1e-6, t, np.inf)
+  point = (
+    origin[..., None, :] + np.where(np.isfinite(t), t, 0.0)[..., None] * direction[..., None, :]
+  )
+  sphere_normal = (point - centres) / sizes[:, None]
+  axis = np.eye(3)[near.argmax(-1)] * -np.sign(local_direction)  # [..., K, 3] in body frames
+  cube_normal = np.einsum("kij,...kj->...ki", rotations, axis)
+  return t, np.where(is_cube[:, None], cube_normal, sphere_normal)
 
 
 def numpy_render(
-  positions: np.ndarray, radii: np.ndarray, colors: np.ndarray, resolution: int
+  positions: np.ndarray,
+  orientations: np.ndarray,
+  shapes: np.ndarray,
+  sizes: np.ndarray,
+  colors: np.ndarray,
+  active: np.ndarray,
+  resolution: int,
 ) -> np.ndarray:
-  """uint8 frames [T, H, W, 3] of spheres (positions [T, K, 3], radii [K], colours [K, 3])."""
+  """uint8 frames [T, H, W, 3] of spheres and cubes (positions [T, K, 3], orientations
+  [T, K, 4], shapes, sizes, active [K], colours [K, 3]); inactive slots are not drawn."""
   eye, rays = _camera_rays(resolution)
   light = np.asarray(DEFAULT_LIGHT, np.float64)
   light /= np.linalg.norm(light)
@@ -80,19 +99,24 @@ def numpy_render(
   floor_point = eye + np.where(np.isfinite(floor_t), floor_t, 0.0)[..., None] * rays
   tile = (np.floor(floor_point[..., 0] / TILE) + np.floor(floor_point[..., 1] / TILE)) % 2
   floor_albedo = np.where(tile == 0, FLOOR_GREYS[1], FLOOR_GREYS[0])[..., None]
+  shown = np.asarray(active, bool)
+  is_cube, sizes, colors = np.asarray(shapes)[shown] == CUBE, sizes[shown], colors[shown]
   frames = np.empty((len(positions), resolution, resolution, 3), np.uint8)
-  for k, centres in enumerate(positions):
-    hits = _sphere_hits(eye, rays, centres, radii)  # [H, W, K]
+  for k, (centres, turns) in enumerate(
+    zip(positions[:, shown], orientations[:, shown], strict=True)
+  ):
+    rotations = rotation_matrix(turns.astype(np.float64), np)
+    hits, normals = _hits(eye, rays, centres, rotations, sizes, is_cube)  # [H, W, K]
     nearest = hits.argmin(-1)
-    sphere_t = hits.min(-1)
-    on_sphere = sphere_t < floor_t
-    t = np.where(on_sphere, sphere_t, floor_t)
+    body_t = hits.min(-1)
+    on_body = body_t < floor_t
+    t = np.where(on_body, body_t, floor_t)
     point = eye + np.where(np.isfinite(t), t, 0.0)[..., None] * rays
-    normal = np.where(
-      on_sphere[..., None], (point - centres[nearest]) / radii[nearest][..., None], [0, 0, 1]
-    )
-    albedo = np.where(on_sphere[..., None], colors[nearest], floor_albedo)
-    shadowed = np.isfinite(_sphere_hits(point + 1e-4 * normal, light, centres, radii)).any(-1)
+    body_normal = np.take_along_axis(normals, nearest[..., None, None], -2)[..., 0, :]
+    normal = np.where(on_body[..., None], body_normal, [0.0, 0.0, 1.0])
+    albedo = np.where(on_body[..., None], colors[nearest], floor_albedo)
+    blocked, _ = _hits(point + 1e-4 * normal, light, centres, rotations, sizes, is_cube)
+    shadowed = np.isfinite(blocked).any(-1)
     shade = AMBIENT + DIFFUSE * np.maximum(normal @ light, 0.0) * ~shadowed
     color = np.where(np.isfinite(t)[..., None], albedo * shade[..., None], SKY)
     frames[k] = np.round(np.clip(color, 0.0, 1.0) * 255)
@@ -138,7 +162,7 @@ def _time_reference(scene, videos: int, resolution: int, num_frames: int, repeat
     runs = []
     for (model, data), first in zip(models, initial, strict=True):
       mujoco.mj_copyData(data, model, first)  # every repeat starts from the initial state
-      runs.append(engine.run_mujoco(scene.layout, model, data, num_frames)[0])
+      runs.append(engine.run_mujoco(scene.layout, model, data, num_frames))
     return runs
 
   simulate_s = best_seconds(simulate, repeats)
@@ -146,7 +170,8 @@ def _time_reference(scene, videos: int, resolution: int, num_frames: int, repeat
 
   def draw(_):
     return [
-      numpy_render(p, e.size, e.color, resolution) for p, e in zip(positions, examples, strict=True)
+      numpy_render(p, q, e.shape, e.size, e.color, e.active, resolution)
+      for (p, q), e in zip(positions, examples, strict=True)
     ]
 
   render_s = best_seconds(draw, repeats)
@@ -184,7 +209,7 @@ def benchmark(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--scenes", default="bounce3d,rolling3d,collision3d")
+  parser.add_argument("--scenes", default="bounce3d,rolling3d,collision3d,movi")
   parser.add_argument("--batch", default="4,16", help="comma-separated videos per JAX call")
   parser.add_argument("--resolution", type=int, default=64)
   parser.add_argument("--frames", type=int, default=sims.NUM_FRAMES)

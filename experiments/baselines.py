@@ -33,7 +33,10 @@ BACKGROUND = 1.0  # sims.render's white background
 def available(scene: sims.Scene) -> tuple[str, ...]:
   """The baselines defined for a scene: all of them for the law tasks' ball scenes, the trivial
   ones otherwise (template, composition and ambiguity scenes, and attribute pairings, whose ball
-  changes colour from case to case while `extrapolate` parses one colour per ball)."""
+  changes colour from case to case while `extrapolate` parses one colour per ball); only
+  copy_last for the 3-D worlds, whose empty scene is a floor, not the white background."""
+  if isinstance(scene, sims.world3d.Scene3D):
+    return ("copy_last",)
   law_scene = isinstance(scene, sims.UniformMotion | sims.Parabola | sims.Collision)
   if not law_scene or getattr(scene, "pairing", None) is not None:
     return tuple(name for name in NAMES if name not in LAW_ONLY)

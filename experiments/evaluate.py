@@ -48,8 +48,8 @@ from worldmodel import physics, sharding
 
 REPORT_DIR = "report"
 # Scenes whose evaluation is their probes' (no velocity or Table 2 probe): the events of the
-# composition scenes and the outcomes of the ambiguity tasks.
-FRAME_SCENES = (sims.Composition, sims.phyre_ambiguity.PhyreAmbiguity)
+# composition scenes, the outcomes of the ambiguity tasks and the 3-D worlds (probe velocity3d).
+FRAME_SCENES = (sims.Composition, sims.phyre_ambiguity.PhyreAmbiguity, sims.world3d.Scene3D)
 NOT_BETTER = "(no better than copy_last)"
 FILMSTRIP_CASES = 4
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import sims
+from sims.world3d import render as world3d_render
 from sims.world3d.bodies import CUBE, SPHERE, Trajectory3D
 from sims.world3d.render import (
   AMBIENT,
@@ -140,6 +141,21 @@ def test_sphere_projects_where_the_pinhole_model_says_with_the_analytic_area():
   area = np.pi * sin_a * np.sqrt(1 - sin_a**2) / denominator * sin_a / np.sqrt(denominator)
   pixels = RES / (2 * np.tan(np.deg2rad(DEFAULT_CAMERA.fov) / 2))
   np.testing.assert_allclose(weight.sum((-2, -1)), area * pixels**2, rtol=0.02)
+
+
+def test_library_projection_matches_the_pinhole_model_and_back_projection_inverts_it():
+  camera = Camera(position=(1.0, -5.0, 2.5), look_at=(0.2, 0.3, 0.4), fov=35.0)
+  pixels, depth = world3d_render.project(SPHERES, 48, camera)
+  np.testing.assert_allclose(pixels[:, ::-1], project(SPHERES, camera, 48), atol=1e-4)
+  eye, forward, _, _ = camera_basis(camera)
+  np.testing.assert_allclose(depth, (SPHERES - eye) @ forward, rtol=1e-5)
+  on_floor = world3d_render.back_project(
+    pixels, np.array([0.0, 0.0, 1.0]), SPHERES[:, 2], 48, camera
+  )
+  np.testing.assert_allclose(on_floor, SPHERES, atol=1e-4)
+  facing = np.array([[0.0, 1.0, 0.0]] * 4)
+  upright = world3d_render.back_project(pixels, facing, SPHERES[:, 1], 48, camera)
+  np.testing.assert_allclose(upright, SPHERES, atol=1e-4)
 
 
 def test_cube_silhouette_lies_between_its_inner_and_outer_spheres():
@@ -307,19 +323,26 @@ def test_the_benchmarks_numpy_reference_draws_what_the_ray_caster_draws():
   edges and silhouettes; the median pixel agrees to 0.002."""
   from benchmarks.world3d_throughput import numpy_render
 
-  centres = [[[-0.6, 0.0, 0.3], [0.5, 0.4, 0.2]]]
+  centres = [[[-0.6, 0.0, 0.3], [0.5, 0.4, 0.2], [0.0, -1.0, 0.25], [0.0, 0.0, 1.0]]]
+  turn = [np.cos(0.3), 0.0, 0.0, np.sin(0.3)]
+  orientation = [[[1.0, 0, 0, 0], [1.0, 0, 0, 0], turn, [1.0, 0, 0, 0]]]
+  shapes = np.array([SPHERE, SPHERE, CUBE, CUBE])
+  sizes = np.array([0.3, 0.2, 0.25, 5.0])
+  colors = np.array([[0.9, 0.2, 0.2], [0.2, 0.3, 0.9], [0.2, 0.8, 0.2], [1.0, 1.0, 1.0]])
+  active = np.array([True, True, True, False])
   traj = bodies(
-    centres, [[SPHERE, SPHERE]], [[0.3, 0.2]], color=[[[0.9, 0.2, 0.2], [0.2, 0.3, 0.9]]]
+    centres, [shapes], [sizes], color=[colors], orientation=orientation, active=[active]
   )
   ours = np.asarray(render(traj))[0, 0]
   reference = (
-    numpy_render(
-      np.asarray(centres), np.array([0.3, 0.2]), np.array([[0.9, 0.2, 0.2], [0.2, 0.3, 0.9]]), RES
-    )[0]
+    numpy_render(np.asarray(centres), np.asarray(orientation), shapes, sizes, colors, active, RES)[
+      0
+    ]
     / 255.0
   )
   near = np.abs(ours - reference).max(-1)[RES // 2 :]
   assert (near > 0.1).mean() < 0.2 and np.median(near) < 0.01, ((near > 0.1).mean(), near)
   red = (reference[..., 0] > 0.5) & (reference[..., 2] < 0.3)
   blue = (reference[..., 2] > 0.5) & (reference[..., 0] < 0.3)
-  assert red.sum() > 10 and blue.sum() > 5  # both spheres are in view
+  green = (reference[..., 1] > 0.5) & (reference[..., 0] < 0.3)
+  assert red.sum() > 10 and blue.sum() > 5 and green.sum() > 10  # all three are in view

@@ -20,6 +20,7 @@ from experiments.probes.composition import Composition
 from experiments.probes.physics_iq import PhysicsIQ
 from experiments.probes.reversal import Reversal
 from experiments.probes.speed_gap import SpeedGap
+from experiments.probes.velocity3d import Velocity3D
 
 PROBES: dict[str, type[Probe]] = {
   p.name: p
@@ -31,6 +32,7 @@ PROBES: dict[str, type[Probe]] = {
     Composition,
     Ambiguity,
     PhysicsIQ,
+    Velocity3D,
   )
 }
 

@@ -91,7 +91,7 @@ def render3d(
   per_video = jax.vmap(frame, in_axes=(0, 0, None, None, None, None))
   return jax.vmap(per_video)(
     jnp.asarray(traj.position, jnp.float32),
-    _rotation_matrix(orientation.astype(jnp.float32)),
+    rotation_matrix(orientation.astype(jnp.float32)),
     jnp.asarray(traj.shape),
     size,
     jnp.asarray(traj.color, jnp.float32),
@@ -113,15 +113,7 @@ class _View:
 
   @classmethod
   def of(cls, camera: Camera, resolution: int) -> _View:
-    eye, look_at, up = (
-      jnp.asarray(v, jnp.float32) for v in (camera.position, camera.look_at, camera.up)
-    )
-    forward = look_at - eye
-    forward = forward / jnp.linalg.norm(forward)
-    right = jnp.cross(forward, up)
-    right = right / jnp.linalg.norm(right)
-    true_up = jnp.cross(right, forward)
-    half = jnp.tan(jnp.deg2rad(jnp.asarray(camera.fov, jnp.float32)) / 2)
+    eye, forward, right, true_up, half = camera_basis(camera)
     centres = (jnp.arange(resolution, dtype=jnp.float32) + 0.5) / resolution * 2 - 1
     across, down = centres[None, :, None] * half, centres[:, None, None] * half
     ray = forward + across * right - down * true_up  # [H, W, 3], forward component 1
@@ -151,6 +143,52 @@ class _View:
       floor_albedo=albedo,
       floor_footprint=jnp.where(hit, jnp.minimum(footprint, _FAR), _FAR),
     )
+
+
+def camera_basis(camera: Camera, xp: ModuleType = jnp) -> tuple:
+  """The camera's eye, unit forward, right and up vectors [3] and tan(fov / 2) (`xp`: jnp or np).
+
+  A pixel row runs along `right`, a column down along -up; the image plane is 1 m ahead."""
+  eye, look_at, up = (
+    xp.asarray(v, xp.float32) for v in (camera.position, camera.look_at, camera.up)
+  )
+  forward = look_at - eye
+  forward = forward / xp.linalg.norm(forward)
+  right = xp.cross(forward, up)
+  right = right / xp.linalg.norm(right)
+  true_up = xp.cross(right, forward)
+  half = xp.tan(xp.deg2rad(xp.asarray(camera.fov, xp.float32)) / 2)
+  return eye, forward, right, true_up, half
+
+
+def project(
+  points: np.ndarray, resolution: int, camera: Camera = DEFAULT_CAMERA
+) -> tuple[np.ndarray, np.ndarray]:
+  """Pixel coordinates [..., 2] (column, row; pixel (i, j)'s centre is (j, i)) of world points
+  [..., 3] in an H x H frame, and their depth along the view axis [...] (m)."""
+  eye, forward, right, true_up, half = camera_basis(camera, np)
+  offset = np.asarray(points, np.float32) - eye
+  depth = offset @ forward
+  across, down = offset @ right / depth, -(offset @ true_up) / depth
+  pixels = (np.stack([across, down], -1) / half + 1.0) * resolution / 2 - 0.5
+  return pixels, depth
+
+
+def back_project(
+  pixels: np.ndarray,
+  normal: np.ndarray,
+  offset: np.ndarray,
+  resolution: int,
+  camera: Camera = DEFAULT_CAMERA,
+) -> np.ndarray:
+  """World points [..., 3] where the rays through `pixels` [..., 2] (as `project` gives them)
+  meet the planes normal . x = offset (normal [3] or [..., 3], offset [...])."""
+  eye, forward, right, true_up, half = camera_basis(camera, np)
+  across, down = np.moveaxis((np.asarray(pixels) + 0.5) * 2 / resolution - 1.0, -1, 0) * half
+  ray = forward + across[..., None] * right - down[..., None] * true_up
+  normal = np.asarray(normal, np.float32)
+  distance = (np.asarray(offset) - np.sum(eye * normal, -1)) / np.sum(ray * normal, -1)
+  return eye + distance[..., None] * ray
 
 
 def _filtered_square(p: jax.Array, width: jax.Array) -> jax.Array:
@@ -326,7 +364,7 @@ def _face_normal(point: Vec, softness: jax.Array) -> Vec:
   return _normalize(tuple(jnp.sign(p) * w for p, w in zip(point, weight, strict=True)))
 
 
-def _rotation_matrix(q: jax.Array, xp: ModuleType = jnp) -> jax.Array:
+def rotation_matrix(q: jax.Array, xp: ModuleType = jnp) -> jax.Array:
   """Rotation matrices [..., 3, 3] (body -> world) of quaternions [..., 4] (w, x, y, z), computed
   with `xp` (jax.numpy, or numpy for concrete checks)."""
   w, x, y, z = xp.moveaxis(q / xp.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
@@ -408,7 +446,7 @@ def _check_eye_outside_bodies(eye: object, traj: Trajectory3D) -> None:
     return
   eye, position, orientation, shape, size, active = arrays
   offset = eye.astype(np.float64) - position[:, 0]  # [n, K, 3]
-  rotation = _rotation_matrix(orientation[:, 0].astype(np.float64), np)
+  rotation = rotation_matrix(orientation[:, 0].astype(np.float64), np)
   body = np.einsum("nkji,nkj->nki", rotation, offset)
   inside = np.where(
     shape == SPHERE,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from physworld import require_extra
-from sims.core import NUM_FRAMES, RED, Scene
+from sims.core import BLUE, NUM_FRAMES, RED, Scene
 from sims.params import Bands, make_space
 from sims.world3d.bodies import SPHERE, Bodies3D, Trajectory3D
 
@@ -236,8 +236,9 @@ class Collision3D(Scene3D):
 
   Ball 1 rolls along +x at speed1; ball 2 rolls towards it at speed2 along a direction within
   30 degrees of -x; the line of centres at contact is within 35 degrees of +x (both drawn per
-  example). Masses follow the radii at equal density. Unequal balls meet along a tilted line of
-  centres, so the collision also kicks them vertically (they hop on the floor).
+  example). Ball 1 is red, ball 2 blue; masses follow the radii at equal density. Unequal balls
+  meet along a tilted line of centres, so the collision also kicks them vertically (they hop on
+  the floor).
   """
 
   name = "collision3d"
@@ -269,7 +270,9 @@ class Collision3D(Scene3D):
     velocity = jnp.stack([v1, v2], 1)
     position = jnp.concatenate([centres, radius[..., None]], -1) - velocity * t_contact
     spin = rolling_spin(velocity, radius)
-    return self.with_materials(spheres(position, velocity, radius, spin, restitution=restitution))
+    state = spheres(position, velocity, radius, spin, restitution=restitution)
+    color = jnp.broadcast_to(jnp.asarray([RED, BLUE], jnp.float32), state.color.shape)
+    return self.with_materials(state.replace(color=color))
 
   def params_of(self, state: Bodies3D) -> jax.Array:
     speed = jnp.linalg.norm(state.velocity, axis=-1)
