@@ -33,7 +33,6 @@ import numpy as np
 
 import sims
 from benchmarks.sim_throughput import best_seconds, compile_ahead, machine_info
-from sims.world3d import CUBE, engine
 from sims.world3d.render import (
   AMBIENT,
   DEFAULT_CAMERA,
@@ -46,6 +45,11 @@ from sims.world3d.render import (
   rotation_matrix,
 )
 
+with contextlib.redirect_stdout(sys.stderr):  # mujoco.mjx's notes on optional backends
+  from sims.world3d import CUBE, engine
+
+SCENES = ("bounce3d", "rolling3d", "collision3d", "movi")
+
 
 def _camera_rays(resolution: int) -> tuple[np.ndarray, np.ndarray]:
   """The default camera's eye [3] and unit ray directions [H, W, 3] (row 0 at the top)."""
@@ -55,30 +59,28 @@ def _camera_rays(resolution: int) -> tuple[np.ndarray, np.ndarray]:
   return eye.astype(np.float64), rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
 
-def _hits(origin, direction, centres, rotations, sizes, is_cube) -> tuple[np.ndarray, np.ndarray]:
-  """Nearest positive distances [..., K] of rays to spheres and cubes (inf where missed) and the
-  surface normals there [..., K, 3]; rotations [K, 3, 3] are body -> world."""
+def _hits(origin, direction, centres, rotations, sizes, is_cube) -> tuple[np.ndarray, object]:
+  """Nearest positive distances [..., K] of rays to spheres and cubes (inf where missed), and the
+  body-frame normal [..., K, 3] of the cube face each ray enters (None without cubes); rotations
+  [K, 3, 3] (body -> world) are only read for cubes. Each shape's test runs only if the scene has
+  that shape."""
   offset = origin[..., None, :] - centres  # [..., K, 3]
-  b = np.sum(offset * direction[..., None, :], -1)
-  disc = b**2 - (np.sum(offset**2, -1) - sizes**2)
-  sphere_t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0.0)), np.inf)
-  # Cubes: the slab test in each body's frame.
-  local_origin = np.einsum("...ki,kij->...kj", offset, rotations)
-  local_direction = np.einsum("...i,kij->...kj", direction, rotations)
-  safe = np.where(np.abs(local_direction) < 1e-12, 1e-12, local_direction)
-  near = np.minimum((-sizes[:, None] - local_origin) / safe, (sizes[:, None] - local_origin) / safe)
-  far = np.maximum((-sizes[:, None] - local_origin) / safe, (sizes[:, None] - local_origin) / safe)
-  entry, exit_ = near.max(-1), far.min(-1)
-  cube_t = np.where(entry <= exit_, entry, np.inf)
-  t = np.where(is_cube, cube_t, sphere_t)
-  t = np.where(t > 1e-6, t, np.inf)
-  point = (
-    origin[..., None, :] + np.where(np.isfinite(t), t, 0.0)[..., None] * direction[..., None, :]
-  )
-  sphere_normal = (point - centres) / sizes[:, None]
-  axis = np.eye(3)[near.argmax(-1)] * -np.sign(local_direction)  # [..., K, 3] in body frames
-  cube_normal = np.einsum("kij,...kj->...ki", rotations, axis)
-  return t, np.where(is_cube[:, None], cube_normal, sphere_normal)
+  t, face = np.full(offset.shape[:-1], np.inf), None
+  if not is_cube.all():
+    b = np.sum(offset * direction[..., None, :], -1)
+    disc = b**2 - (np.sum(offset**2, -1) - sizes**2)
+    root = -b - np.sqrt(np.maximum(disc, 0.0))
+    t = np.where((disc > 0) & (root > 1e-6), root, np.inf)
+  if is_cube.any():  # the slab test in each body's frame
+    local_origin = np.einsum("...ki,kij->...kj", offset, rotations)
+    local_direction = np.einsum("...i,kij->...kj", direction, rotations)
+    safe = np.where(np.abs(local_direction) < 1e-12, 1e-12, local_direction)
+    low, high = (-sizes[:, None] - local_origin) / safe, (sizes[:, None] - local_origin) / safe
+    near = np.minimum(low, high)
+    entry, exit_ = near.max(-1), np.maximum(low, high).min(-1)
+    t = np.where(is_cube, np.where((entry <= exit_) & (entry > 1e-6), entry, np.inf), t)
+    face = np.eye(3)[near.argmax(-1)] * -np.sign(local_direction)
+  return t, face
 
 
 def numpy_render(
@@ -105,15 +107,19 @@ def numpy_render(
   for k, (centres, turns) in enumerate(
     zip(positions[:, shown], orientations[:, shown], strict=True)
   ):
-    rotations = rotation_matrix(turns.astype(np.float64), np)
-    hits, normals = _hits(eye, rays, centres, rotations, sizes, is_cube)  # [H, W, K]
+    rotations = rotation_matrix(turns.astype(np.float64), np) if is_cube.any() else None
+    hits, faces = _hits(eye, rays, centres, rotations, sizes, is_cube)  # [H, W, K]
     nearest = hits.argmin(-1)
     body_t = hits.min(-1)
     on_body = body_t < floor_t
     t = np.where(on_body, body_t, floor_t)
     point = eye + np.where(np.isfinite(t), t, 0.0)[..., None] * rays
-    body_normal = np.take_along_axis(normals, nearest[..., None, None], -2)[..., 0, :]
-    normal = np.where(on_body[..., None], body_normal, [0.0, 0.0, 1.0])
+    sphere_normal = (point - centres[nearest]) / sizes[nearest][..., None]
+    if is_cube.any():
+      face = np.take_along_axis(faces, nearest[..., None, None], -2)[..., 0, :]
+      cube_normal = np.einsum("...ij,...j->...i", rotations[nearest], face)
+      sphere_normal = np.where(is_cube[nearest][..., None], cube_normal, sphere_normal)
+    normal = np.where(on_body[..., None], sphere_normal, [0.0, 0.0, 1.0])
     albedo = np.where(on_body[..., None], colors[nearest], floor_albedo)
     blocked, _ = _hits(point + 1e-4 * normal, light, centres, rotations, sizes, is_cube)
     shadowed = np.isfinite(blocked).any(-1)
@@ -194,8 +200,7 @@ def benchmark(
   """Both pipelines' rates per scene, and the best JAX rate over Mujoco C + numpy's."""
   report = {}
   for name in names:
-    with contextlib.redirect_stdout(sys.stderr):  # mujoco's notes on optional backends
-      scene = sims.make(name)
+    scene = sims.make(name)
     jax_rates = _time_jax(scene, batches, resolution, num_frames, repeats)
     reference = _time_reference(scene, reference_videos, resolution, num_frames, repeats)
     best = max(rate["videos_per_s"] for rate in jax_rates.values())
@@ -209,7 +214,7 @@ def benchmark(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--scenes", default="bounce3d,rolling3d,collision3d,movi")
+  parser.add_argument("--scenes", default=",".join(SCENES))
   parser.add_argument("--batch", default="4,16", help="comma-separated videos per JAX call")
   parser.add_argument("--resolution", type=int, default=64)
   parser.add_argument("--frames", type=int, default=sims.NUM_FRAMES)
@@ -223,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
   args = parse_args(argv)
   names = args.scenes.split(",")
   for name in names:
-    sims.check_choice("scene", name, ("bounce3d", "rolling3d", "collision3d"))
+    sims.check_choice("scene", name, SCENES)
   start = time.perf_counter()
   scenes = benchmark(
     names,

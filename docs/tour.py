@@ -281,6 +281,26 @@ rising = np.diff(np.asarray(traj.velocity[:, :, 0, 2]), axis=1) > 0.5  # a bounc
 assert height.min() > -0.01 and rising.any(1).all()  # it lands, and bounces off the floor
 
 # %% [markdown]
+# `movi` throws 3 to 10 spheres and cubes of random size, colour and density onto the floor
+# (Kubric's MOVi in spirit). Its compiled model has 5 sphere and 5 cube slots; each video
+# activates some of them (`state0.active`), and the others are neither simulated near the scene
+# nor drawn.
+
+# %%
+movi = sims.make("movi")
+state0 = movi.sample(jax.random.key(3), 2, "train")
+traj = movi.rollout(state0, num_frames=32)
+frames = sims.render(traj, resolution=128)
+figure = Figure(figsize=(10, 3.8))
+rows = figure.subplots(2, 6)
+for i, row in enumerate(rows):
+  label = f"{int(state0.active[i].sum())} bodies"
+  filmstrip(row, frames[i], (0, 6, 12, 18, 24, 31), label, dt=movi.frame_dt)
+save(figure, "movi.png")
+count = np.asarray(state0.active.sum(-1))
+assert ((count >= 3) & (count <= 10)).all()
+
+# %% [markdown]
 # ## A training set with a hole
 #
 # `train_speeds` restricts "train" to speed intervals and adds the rest of the training range

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 TOUR = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "tour.py")
-PICTURES = ("scenes", "splits", "by_hand", "gradient", "fit", "phyre", "holes")
+PICTURES = ("scenes", "splits", "by_hand", "gradient", "fit", "phyre", "bounce3d", "movi", "holes")
 
 
 @pytest.mark.slow

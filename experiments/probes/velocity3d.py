@@ -79,13 +79,12 @@ def case_errors(
   focal = resolution / (2 * np.tan(np.deg2rad(render.DEFAULT_CAMERA.fov) / 2))
   margin = IN_VIEW_RADII * np.asarray(traj.size)[:, None] * focal / depth  # [n, T, K]
   in_view = (projected >= margin[..., None]) & (projected <= resolution - 1 - margin[..., None])
-  in_view = in_view.all(-1) & (depth > 0)
   parsed = parse_centres(frames, np.asarray(traj.color))
+  found = in_view.all(-1) & (depth > 0) & np.isfinite(parsed).all(-1)  # [n, T, K]
+  pairs = found[:, :-1] & found[:, 1:]
+  pairs[:, :context_frames] = False
   normal, offset = motion_planes(scene, traj)
   located = render.back_project(parsed, normal, offset[:, None], resolution)
-  pairs = in_view[:, :-1] & in_view[:, 1:] & np.isfinite(parsed).all(-1)[:, :-1]
-  pairs &= np.isfinite(parsed).all(-1)[:, 1:]
-  pairs[:, :context_frames] = False
   pixel_error = np.linalg.norm(np.diff(parsed, axis=1) - np.diff(projected, axis=1), axis=-1)
   v_true = np.diff(position, axis=1) / scene.frame_dt
   world_error = np.linalg.norm(np.diff(located, axis=1) / scene.frame_dt - v_true, axis=-1)
