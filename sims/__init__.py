@@ -9,6 +9,8 @@ frames = sims.render(traj, resolution=128)   # [8, 32, 128, 128, 3] in [0, 1]
 
 from __future__ import annotations
 
+import inspect
+
 from sims import laws, pairings, parsing, phyre_ambiguity
 from sims.collision import Collision
 from sims.composition import Composition
@@ -65,9 +67,29 @@ def make(name: str, *, num_frames: int | None = None, **options) -> Scene:
   (`Scene.fits_clip`: the ball scenes) place them within it; the others run as they run.
   """
   scene_class = _SCENES[check_choice("scene", name, names())]
+  allowed = scene_options(scene_class)
+  for option in options:
+    if option not in allowed:
+      valid = ", ".join(allowed) or "none"
+      raise ValueError(f"unknown option {option!r} for scene {name!r}; valid: {valid}")
   if num_frames is not None and scene_class.fits_clip:
     options["num_frames"] = num_frames
   return scene_class(**options)
+
+
+def scene_options(scene_class: type[Scene]) -> tuple[str, ...]:
+  """The keyword options a scene class takes: the parameters with defaults of its `__init__`
+  and, where that passes `**options` on, of its bases' (those without a default are set by the
+  subclass, e.g. a scene's gravity)."""
+  found = []
+  for klass in scene_class.__mro__:
+    if "__init__" not in vars(klass) or klass is object:
+      continue
+    parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+    found += [p.name for p in parameters if p.default is not p.empty and p.name not in found]
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+      break
+  return tuple(found)
 
 
 def register(name: str, scene_class: type[Scene]) -> None:
@@ -109,4 +131,5 @@ __all__ = [
   "register",
   "render",
   "scaled_frames",
+  "scene_options",
 ]

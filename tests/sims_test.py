@@ -132,6 +132,12 @@ def test_bad_names_raise_one_line_errors_listing_valid_values():
     sims.make("collision").pool("1M")
   with pytest.raises(ValueError, match=r"unknown direction .*'up'.*valid: right, left"):
     sims.make("parabola", direction="up")
+  # Options follow each scene's constructor; the gravity its subclass sets is not one of them.
+  with pytest.raises(ValueError, match=r"unknown option 'gravity_y' for scene 'parabola'; valid: "):
+    sims.make("parabola", gravity_y=1.0)
+  with pytest.raises(ValueError, match=r"option 'speed' for scene 'movi'; valid: restitution, fri"):
+    sims.make("movi", speed=2.0)
+  assert sims.scene_options(sims.Collision) == ("colors", "shapes", "num_frames", "train_holes")
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,12 @@ def test_forward_mode_gradient_of_free_flight():
 
   # Before the first contact x = x0 + vx t, so dx / dvx is the time of frame 7.
   assert jax.jacfwd(final_x)(1.7) == pytest.approx(7 * scenes.FRAME_DT_3D, rel=1e-4)
+
+
+@pytest.mark.parametrize("num_frames, contact", [(8, 3), (32, 12), (64, 24)])
+def test_collision3d_places_the_contact_within_the_clip(num_frames, contact):
+  scene = sims.make("collision3d", num_frames=num_frames)
+  state = scene.sample(jax.random.key(0), 16, "train")
+  at_contact = state.position + state.velocity * contact * scenes.FRAME_DT_3D
+  gap = np.linalg.norm(at_contact[:, 0] - at_contact[:, 1], axis=-1)
+  np.testing.assert_allclose(gap, state.size.sum(-1), rtol=1e-4)

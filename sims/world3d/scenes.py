@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from physworld import require_extra
-from sims.core import BLUE, NUM_FRAMES, RED, Scene
+from sims.core import BLUE, NUM_FRAMES, RED, Scene, scaled_frames
 from sims.params import Bands, make_space
 from sims.world3d.bodies import SPHERE, Bodies3D, Trajectory3D
 
@@ -227,12 +227,14 @@ class Rolling3D(Scene3D):
     return jnp.stack([speed, state.size[:, 0], state.rolling_friction], -1)
 
 
-# The contact happens this many frames into the clip (12 of 32, at 0.5 s).
+# The contact happens this many frames into a 32-frame clip (at 0.5 s), proportionally later in
+# a longer clip and earlier in a shorter one (`sims.scaled_frames`: frame 3 of 8).
 CONTACT_FRAME = 12
 
 
 class Collision3D(Scene3D):
-  """Two spheres rolling on the floor touch near the origin at frame CONTACT_FRAME.
+  """Two spheres rolling on the floor touch near the origin at frame CONTACT_FRAME of a 32-frame
+  clip (option `num_frames`: the clip the videos will have, scaled as the 2-D scenes do).
 
   Ball 1 rolls along +x at speed1; ball 2 rolls towards it at speed2 along a direction within
   30 degrees of -x; the line of centres at contact is within 35 degrees of +x (both drawn per
@@ -253,6 +255,12 @@ class Collision3D(Scene3D):
     },
   )
 
+  fits_clip = True
+
+  def __init__(self, *, num_frames: int = NUM_FRAMES, **options):
+    self.contact_frame = scaled_frames(CONTACT_FRAME, num_frames)
+    super().__init__(**options)
+
   def place(self, keys: jax.Array, params: jax.Array) -> Bodies3D:
     radius = params[:, :2]
     speed1, speed2, restitution = params[:, 2], params[:, 3], params[:, 4]
@@ -263,7 +271,7 @@ class Collision3D(Scene3D):
     zero = jnp.zeros_like(speed1)
     v1 = jnp.stack([speed1, zero, zero], -1)
     v2 = jnp.stack([-speed2 * jnp.cos(heading), speed2 * jnp.sin(heading), zero], -1)
-    t_contact = CONTACT_FRAME * FRAME_DT_3D
+    t_contact = self.contact_frame * FRAME_DT_3D
     # Balls of radii r1, r2 resting on the floor touch at a horizontal distance 2 sqrt(r1 r2).
     reach = 2.0 * jnp.sqrt(radius[:, :1] * radius[:, 1:]) / radius.sum(-1, keepdims=True)
     centres = jnp.stack([-normal * radius[:, :1], normal * radius[:, 1:]], 1) * reach[:, None]
