@@ -15,10 +15,9 @@
 
 For each DiT size: the full jitted step (simulate + render + forward + backward + AdamW + EMA),
 the data generation alone and its rendering alone are timed after compilation (median of
---steps calls). Model
-FLOP/s counts 3x the analytic forward FLOPs (forward + backward) per example; the reference peak
-is the best dense matmul FLOP/s measured in the same run, in the same dtype. Prints one JSON
-object.
+--steps calls). Model FLOP/s counts 3x the analytic forward FLOPs (forward + backward) per
+example; the reference peak is the best dense matmul FLOP/s measured in the same run, in the
+same dtype. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -106,13 +105,13 @@ def benchmark_size(args: argparse.Namespace, size: str, guide: str = "none") -> 
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
 
-  def simulate(key):
-    return data.trajectory_batch(experiment.scene, "train", key, args.batch, args.frames)
+  def generate(key):
+    return data.video_batch(
+      experiment.scene, "train", key, args.batch, args.frames, args.resolution
+    )
 
-  data_s = _median_seconds(
-    jax.jit(lambda k: sims.render(simulate(k), args.resolution)), (key,), calls=args.steps
-  )
-  traj = jax.jit(simulate)(key)
+  data_s = _median_seconds(jax.jit(generate), (key,), calls=args.steps)
+  traj = data.trajectory_batch(experiment.scene, "train", key, args.batch, args.frames)
   render_s = _median_seconds(
     jax.jit(lambda t: sims.render(t, args.resolution)), (traj,), args.steps
   )

@@ -59,7 +59,9 @@ def _camera_rays(resolution: int) -> tuple[np.ndarray, np.ndarray]:
   return eye.astype(np.float64), rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
 
-def _hits(origin, direction, centres, rotations, sizes, is_cube) -> tuple[np.ndarray, object]:
+def _hits(
+  origin, direction, centres, rotations, sizes, is_cube
+) -> tuple[np.ndarray, np.ndarray | None]:
   """Nearest positive distances [..., K] of rays to spheres and cubes (inf where missed), and the
   body-frame normal [..., K, 3] of the cube face each ray enters (None without cubes); rotations
   [K, 3, 3] (body -> world) are only read for cubes. Each shape's test runs only if the scene has
@@ -114,12 +116,12 @@ def numpy_render(
     on_body = body_t < floor_t
     t = np.where(on_body, body_t, floor_t)
     point = eye + np.where(np.isfinite(t), t, 0.0)[..., None] * rays
-    sphere_normal = (point - centres[nearest]) / sizes[nearest][..., None]
-    if is_cube.any():
+    body_normal = (point - centres[nearest]) / sizes[nearest][..., None]  # spheres'
+    if faces is not None:
       face = np.take_along_axis(faces, nearest[..., None, None], -2)[..., 0, :]
       cube_normal = np.einsum("...ij,...j->...i", rotations[nearest], face)
-      sphere_normal = np.where(is_cube[nearest][..., None], cube_normal, sphere_normal)
-    normal = np.where(on_body[..., None], sphere_normal, [0.0, 0.0, 1.0])
+      body_normal = np.where(is_cube[nearest][..., None], cube_normal, body_normal)
+    normal = np.where(on_body[..., None], body_normal, [0.0, 0.0, 1.0])
     albedo = np.where(on_body[..., None], colors[nearest], floor_albedo)
     blocked, _ = _hits(point + 1e-4 * normal, light, centres, rotations, sizes, is_cube)
     shadowed = np.isfinite(blocked).any(-1)

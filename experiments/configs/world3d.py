@@ -15,9 +15,9 @@ The tiny sizes (micro, tiny, small) get the CPU recipe of the combinatorial task
 batch 16, learning rate 1e-3, the flow objective predicting each frame's change from the last
 context frame, which every frame position also sees (`prediction="residual"`,
 `context_input="held"`: the floor does not move, so the steps go to what does), fresh
-simulations every step, 64 x 64 x 8 frames (a ball
-of radius 0.1-0.2 m is 1.5-3 pixels across at 32 x 32; 64 x 64 is the least that draws it) with
-2 x 8 x 8 patches (256 tokens), 1200 steps. About 15 minutes on 2 cores with the report
+simulations every step, 64 x 64 x 8 frames (through the default camera a ball of radius 0.1-0.2
+m is 1.5-3 pixels across at 32 x 32; 64 x 64 is the least that draws it) with 2 x 8 x 8
+patches (256 tokens), 1200 steps. About 15 minutes on 2 cores with the report
 (docs/world3d.md has a run's numbers):
 
     python -m experiments.main --workdir=/tmp/bounce3d_cpu \

@@ -2,13 +2,13 @@
 
 Per case and ball, the parser (`parse_centres`) takes the centroid of the pixels whose largest
 channel is the ball colour's, weighted by their colour excess (largest minus smallest channel)
-above EXCESS_FLOOR: the floor and its shadows are grey, and over grey a primary-coloured ball's
-excess is its coverage times its shading, while the floor keeps noise of a generated frame out
-(Gaussian noise of 0.03 on 8-bit truth frames leaves the floor below 0.2 px per frame; without
-it a noise of 0.01 pulls every centroid toward the frame's centre). Shading pulls the centroid
-a fraction of a pixel toward the lit side, an offset that cancels in the velocities. The truth
-is the simulator's centre projected through the known camera
-(`sims.world3d.render.project`).
+above EXCESS_FLOOR. The scene's floor and shadows are grey, and over grey a primary-coloured
+ball's excess is its coverage times its shading. Subtracting EXCESS_FLOOR keeps a generated
+frame's noise out: every noisy grey pixel has some excess, and thousands of them would pull each
+centroid toward the frame's centre (with Gaussian noise of 0.03 on the truth frames the motion
+error stays under 0.3 px per frame, `tests/velocity3d_test.py`). Shading pulls the centroid a
+fraction of a pixel toward the lit side, an offset that cancels in the velocities. The truth is
+the simulator's centre projected through the known camera (`sims.world3d.render.project`).
 
 - Image space: per frame pair (t, t + 1) from the first generated frame on, with the ball in
   view in both, |d parsed - d projected| in pixels per frame.
